@@ -1,0 +1,113 @@
+package tenant
+
+import (
+	"context"
+	"sync"
+)
+
+// labelsKey is the context key under which a *labelsContext finds itself.
+type labelsKey struct{}
+
+// labelsContext carries the labels and the session in a single allocation: it
+// is itself the context returned by NewContext.
+type labelsContext struct {
+	context.Context
+	labels  Labels
+	session *Session
+	own     Session
+}
+
+// Value returns the labelsContext itself for labelsKey and defers to the
+// parent otherwise.
+func (c *labelsContext) Value(key any) any {
+	if key == (labelsKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context for debugging, like the standard library's.
+func (c *labelsContext) String() string { return "tenant.NewContext" }
+
+// NewContext returns a copy of ctx that carries l. If ctx already carries a
+// [Session] (it was made by NewContext, or derives from such a context), the
+// new context shares it; otherwise it gets a new, empty one. Contexts derived
+// from the result share its session.
+func NewContext(ctx context.Context, l Labels) context.Context {
+	c := &labelsContext{Context: ctx, labels: l}
+	if parent, ok := ctx.Value(labelsKey{}).(*labelsContext); ok {
+		c.session = parent.session
+	} else {
+		c.session = &c.own
+	}
+	return c
+}
+
+// FromContext returns the Labels that ctx carries, and whether it carries any.
+func FromContext(ctx context.Context) (Labels, bool) {
+	if ctx == nil {
+		return Labels{}, false
+	}
+	c, ok := ctx.Value(labelsKey{}).(*labelsContext)
+	if !ok {
+		return Labels{}, false
+	}
+	return c.labels, true
+}
+
+// SessionFromContext returns the request's [Session], or nil when ctx was not
+// made by [NewContext] or derived from such a context.
+func SessionFromContext(ctx context.Context) *Session {
+	if ctx == nil {
+		return nil
+	}
+	c, ok := ctx.Value(labelsKey{}).(*labelsContext)
+	if !ok {
+		return nil
+	}
+	return c.session
+}
+
+// Session is a small store that lives as long as one request. Later layers
+// write to it what the rest of the request must honour, such as the database
+// wrapper's read-your-writes token. Keys follow the rules of context keys: use
+// an unexported type of your own package.
+//
+// A Session is safe for concurrent use. The zero value is ready to use.
+type Session struct {
+	mu     sync.Mutex
+	values map[any]any
+}
+
+// Load returns the value stored under key, and whether there was one.
+func (s *Session) Load(key any) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// Store sets the value under key.
+func (s *Session) Store(key, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.values == nil {
+		s.values = make(map[any]any, 2)
+	}
+	s.values[key] = value
+}
+
+// Update atomically replaces the value under key by fn(old, ok), where ok
+// says whether there was an old value, and returns the new value. fn runs
+// with the session locked: it must be quick and must not use the session.
+func (s *Session) Update(key any, fn func(old any, ok bool) any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.values[key]
+	v := fn(old, ok)
+	if s.values == nil {
+		s.values = make(map[any]any, 2)
+	}
+	s.values[key] = v
+	return v
+}

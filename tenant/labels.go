@@ -1,0 +1,67 @@
+package tenant
+
+import "fmt"
+
+// Cohort is the group a request belongs to for a rollout: [Stable] or [Canary].
+type Cohort string
+
+const (
+	// Stable is the cohort of requests served by the current version. It is
+	// the default whenever nothing decides otherwise.
+	Stable Cohort = "stable"
+	// Canary is the cohort of requests served by the version being rolled out.
+	Canary Cohort = "canary"
+)
+
+// ParseCohort returns the Cohort named by s, which must be exactly "stable" or
+// "canary".
+func ParseCohort(s string) (Cohort, error) {
+	switch Cohort(s) {
+	case Stable, Canary:
+		return Cohort(s), nil
+	}
+	return "", fmt.Errorf("%w: cohort %q is neither %q nor %q", ErrInvalidField, s, Stable, Canary)
+}
+
+// IsCanary reports whether c is the canary cohort.
+func (c Cohort) IsCanary() bool { return c == Canary }
+
+// Reasons recorded in [Labels.Reason] by the engine, in the order of
+// precedence in which they are evaluated.
+const (
+	ReasonKillSwitch   = "kill-switch"   // the kill switch is on: everyone is stable
+	ReasonGuard        = "guard"         // the guard tripped the kill switch
+	ReasonOverride     = "override"      // a trusted peer's override header decided
+	ReasonTenantStable = "tenant-stable" // the tenant is on the plan's stable list
+	ReasonTenantCanary = "tenant-canary" // the tenant is on the plan's canary list
+	ReasonPercent      = "percent"       // the bucket decided against canary_percent
+	ReasonNoKey        = "no-key"        // neither tenant nor user: stable
+	ReasonUpstream     = "upstream"      // adopted from a signed upstream decision
+)
+
+// NoBucket is the [Labels.Bucket] of a request that has no bucketing key
+// (neither tenant nor user).
+const NoBucket = -1
+
+// Labels are what canary knows about one request. They are decided once, at
+// the edge, and travel with the request in its context and across services.
+//
+// Labels are a plain value; copies are independent.
+type Labels struct {
+	// Tenant is the tenant id as the request carried it ("" when none).
+	Tenant string
+	// UserHash is the lowercase hex of a keyed hash of the tenant and the user
+	// id (see [UserHasher]); "" when the request named no user. The raw user id
+	// is never stored in Labels.
+	UserHash string
+	// Bucket is the request's bucket, 0..9999 (see [Bucket]), or [NoBucket].
+	Bucket int
+	// Cohort is the decided cohort.
+	Cohort Cohort
+	// Reason says which rule decided the cohort (one of the Reason constants).
+	Reason string
+	// TraceID is the W3C trace id, 32 lowercase hex digits, or "" when none.
+	TraceID string
+	// PlanVersion is the version of the rollout plan that decided.
+	PlanVersion int
+}
