@@ -1,0 +1,86 @@
+package tenant
+
+import (
+	"context"
+	"sync"
+	"testing"
+)
+
+func TestContextRoundTrip(t *testing.T) {
+	if _, ok := FromContext(context.Background()); ok {
+		t.Fatal("a bare context carries labels")
+	}
+	if SessionFromContext(context.Background()) != nil {
+		t.Fatal("a bare context carries a session")
+	}
+	l := Labels{Tenant: "acme", UserHash: "ab", Bucket: 12, Cohort: Canary, Reason: ReasonPercent, TraceID: "t", PlanVersion: 7}
+	ctx := NewContext(context.Background(), l)
+	got, ok := FromContext(ctx)
+	if !ok || got != l {
+		t.Fatalf("FromContext = %+v, %v, want %+v", got, ok, l)
+	}
+	type other struct{}
+	derived, cancel := context.WithCancel(context.WithValue(ctx, other{}, 1))
+	defer cancel()
+	if got, _ := FromContext(derived); got != l {
+		t.Fatal("a derived context lost the labels")
+	}
+	if derived.Value(other{}) != 1 {
+		t.Fatal("values of parent contexts are lost")
+	}
+	if SessionFromContext(derived) != SessionFromContext(ctx) {
+		t.Fatal("a derived context does not share the session")
+	}
+}
+
+func TestNewContextKeepsSession(t *testing.T) {
+	ctx := NewContext(context.Background(), Labels{Tenant: "a"})
+	s := SessionFromContext(ctx)
+	s.Store("k", 1)
+	again := NewContext(ctx, Labels{Tenant: "b"})
+	if SessionFromContext(again) != s {
+		t.Fatal("relabelling a request replaced its session")
+	}
+	if l, _ := FromContext(again); l.Tenant != "b" {
+		t.Fatalf("relabelled tenant = %q", l.Tenant)
+	}
+	fresh := NewContext(context.Background(), Labels{})
+	if SessionFromContext(fresh) == s {
+		t.Fatal("two requests share a session")
+	}
+	if _, ok := SessionFromContext(fresh).Load("k"); ok {
+		t.Fatal("a new session sees another request's value")
+	}
+}
+
+func TestSessionConcurrentUpdate(t *testing.T) {
+	ctx := NewContext(context.Background(), Labels{})
+	s := SessionFromContext(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 1000; j++ {
+				s.Update("n", func(old any, ok bool) any {
+					if !ok {
+						return 1
+					}
+					return old.(int) + 1
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if v, _ := s.Load("n"); v != 8000 {
+		t.Fatalf("counter = %v, want 8000 (lost updates)", v)
+	}
+}
+
+func TestNewContextAllocatesOnce(t *testing.T) {
+	base := context.Background()
+	l := Labels{Tenant: "acme", Cohort: Stable}
+	if n := testing.AllocsPerRun(100, func() { _ = NewContext(base, l) }); n > 1 {
+		t.Fatalf("NewContext allocates %v times, want 1", n)
+	}
+}
