@@ -1,0 +1,96 @@
+package canary
+
+import (
+	"context"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Decide labels one request: it reads the tenant, user and override from
+// req.Source (under req.Wire's names, the override under the plan's
+// override.header), and decides the cohort in this order of precedence, the
+// first rule that applies giving the Labels.Reason:
+//
+//  1. kill switch on (run-time or plan): stable, "kill-switch";
+//  2. an override ("canary" or "stable") from a peer in
+//     override.trusted_cidrs: that cohort, "override";
+//  3. tenant on tenants.stable: stable, "tenant-stable";
+//  4. tenant on tenants.canary: canary, "tenant-canary";
+//  5. neither tenant nor user: stable, "no-key";
+//  6. otherwise the bucket: canary when below canary_percent*100, else
+//     stable, "percent".
+//
+// An override from an untrusted peer is ignored whatever its value, and
+// counted ([Engine.UntrustedOverrides]). Decide returns a [*tenant.FieldError]
+// for a tenant or user that breaks the limits, and for a trusted peer's
+// override that is neither canary nor stable. It never blocks and is safe
+// for concurrent use.
+func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels, error) {
+	p := e.cur.Load()
+	t, err := tenant.ReadTenant(req.Source, req.Wire)
+	if err != nil {
+		return tenant.Labels{}, err
+	}
+	u, err := tenant.ReadUser(req.Source, req.Wire)
+	if err != nil {
+		return tenant.Labels{}, err
+	}
+
+	var override tenant.Cohort
+	if key := p.overrideKey(req.Wire); req.Source != nil && len(req.Source.Values(key)) > 0 {
+		if p.trusts(req.Peer) {
+			if override, err = tenant.ReadOverride(req.Source, key); err != nil {
+				return tenant.Labels{}, err
+			}
+		} else {
+			e.untrusted.Add(1)
+			e.counter.Add(ctx, 1)
+		}
+	}
+
+	l := tenant.Labels{
+		Tenant:      t,
+		UserHash:    e.hasher.Hash(t, u),
+		Bucket:      tenant.BucketOf(p.plan.Salt, t, u),
+		TraceID:     req.TraceID,
+		PlanVersion: p.plan.Version,
+	}
+
+	switch {
+	case e.kill.Load() || p.plan.KillSwitch:
+		l.Cohort, l.Reason = tenant.Stable, tenant.ReasonKillSwitch
+
+	// ---------------------------------------------------------------------
+	// ISSUE 3 (signed upstream decisions) goes here, after the kill switch
+	// and before the override: when req.Source carries a valid, verified
+	// X-Canary-Decision (tenant.HeaderDecision) from a trusted hop, adopt
+	// its cohort with Reason tenant.ReasonUpstream instead of deciding
+	// afresh. Not implemented yet: such headers are ignored today.
+	// ---------------------------------------------------------------------
+
+	case override != "":
+		l.Cohort, l.Reason = override, tenant.ReasonOverride
+	default:
+		l.Cohort, l.Reason = p.rule(t, l.Bucket)
+	}
+	return l, nil
+}
+
+// rule applies the plan's tenant lists and percentage.
+func (p *compiledPlan) rule(t string, bucket int) (tenant.Cohort, string) {
+	if t != "" {
+		switch p.tenants[t] {
+		case tenant.Stable:
+			return tenant.Stable, tenant.ReasonTenantStable
+		case tenant.Canary:
+			return tenant.Canary, tenant.ReasonTenantCanary
+		}
+	}
+	switch {
+	case bucket == tenant.NoBucket:
+		return tenant.Stable, tenant.ReasonNoKey
+	case bucket < p.threshold:
+		return tenant.Canary, tenant.ReasonPercent
+	}
+	return tenant.Stable, tenant.ReasonPercent
+}

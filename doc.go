@@ -1,0 +1,37 @@
+// Package canary labels every request once, at the edge, with the cohort of
+// a rollout (canary or stable), and carries that decision through the
+// request's context for every later layer to act on.
+//
+// The pieces compose like this:
+//
+//   - a [Plan] (YAML, see [ParsePlan]) says who is canary: a percentage of
+//     users bucketed by a stable hash (docs/bucketing.md), tenants always or
+//     never canary, a kill switch, and an override header honoured only from
+//     trusted peers;
+//   - an [Engine] ([New]) holds the plan, reloads a plan file when it
+//     changes, and implements tenant.Decider: request in, tenant.Labels out;
+//   - [Engine.Middleware] (built on package middleware) puts the labels in
+//     each HTTP request's context; handlers read them with tenant.FromContext;
+//   - [Middleware] is the zero-config form, on a default engine configured
+//     by the environment (CANARY_PLAN), for r.Use(canary.Middleware).
+//
+// A chi service:
+//
+//	r := chi.NewRouter()
+//	r.Use(canary.Middleware)
+//	r.Get("/checkout", func(w http.ResponseWriter, r *http.Request) {
+//		l, _ := tenant.FromContext(r.Context())
+//		if l.Cohort.IsCanary() {
+//			// new code path
+//		}
+//	})
+//
+// With an explicit engine and a watched plan file:
+//
+//	eng, err := canary.New(canary.WithPlanFile("/etc/canary/plan.yaml"))
+//	if err != nil {
+//		log.Fatal(err) // names the key and line at fault
+//	}
+//	defer eng.Close()
+//	r.Use(eng.Middleware)
+package canary

@@ -1,0 +1,50 @@
+package canary
+
+import (
+	"errors"
+	"strconv"
+)
+
+// ErrInvalidPlan is matched (with errors.Is) by every error about a plan's
+// content: each [*PlanError], and the errors that join several of them.
+var ErrInvalidPlan = errors.New("canary: invalid plan")
+
+// ErrInvalidOption is matched by the errors [New] returns for a bad option or
+// environment variable; the message names the option or variable.
+var ErrInvalidOption = errors.New("canary: invalid option")
+
+// PlanError is one problem in a plan. ParsePlan and New return a PlanError,
+// or several joined with errors.Join, each naming the key and the line; find
+// the first with errors.As.
+type PlanError struct {
+	// Key is the dotted path of the offending key, with list indexes, e.g.
+	// "canary_percent" or "tenants.canary[2]"; "" when the problem is the
+	// document itself (a YAML syntax error, an empty plan).
+	Key string
+	// Line and Column locate the problem in the YAML text, from 1; both are 0
+	// for a plan that did not come from YAML (WithPlan).
+	Line, Column int
+	// Reason says what is wrong.
+	Reason string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+// Error returns "canary: plan: line L: key: reason", leaving out the parts
+// that are unknown.
+func (e *PlanError) Error() string {
+	s := "canary: plan: "
+	if e.Line > 0 {
+		s += "line " + strconv.Itoa(e.Line) + ": "
+	}
+	if e.Key != "" {
+		s += e.Key + ": "
+	}
+	return s + e.Reason
+}
+
+// Unwrap returns the underlying error.
+func (e *PlanError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInvalidPlan].
+func (e *PlanError) Is(target error) bool { return target == ErrInvalidPlan }

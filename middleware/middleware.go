@@ -1,0 +1,99 @@
+package middleware
+
+import (
+	"net/http"
+	"net/netip"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Response header values, allocated once. Their capacity equals their length,
+// so a handler that appends to the header gets a copy instead of writing
+// into these.
+var (
+	cohortCanary = []string{string(tenant.Canary)}[:1:1]
+	cohortStable = []string{string(tenant.Stable)}[:1:1]
+)
+
+// New returns a middleware (the shape chi's Router.Use takes) that labels
+// every request through d.
+//
+// For each request it:
+//
+//  1. finds the peer: RemoteAddr, or a forwarded address when RemoteAddr is
+//     a proxy named by [WithTrustedProxies];
+//  2. finds the trace id: the active span's when the context has a valid
+//     span, else that of a valid traceparent header, whose span context then
+//     also becomes the context's remote parent (so otelhttp mounted further
+//     in continues the caller's trace with no global propagator set);
+//  3. calls d.Decide with the request's headers, [tenant.HTTP], the peer and
+//     the trace id;
+//  4. on success stores the labels with [tenant.NewContext], sets the
+//     X-Canary-Cohort response header, records the feature-flag attributes on
+//     the active span when it is recording, and calls next;
+//  5. on error answers 400 with a JSON body naming the header for a
+//     [*tenant.FieldError] (500 for other errors) and does not call next.
+//
+// New panics if d is nil or an option is invalid (such as a zero
+// netip.Prefix given to [WithTrustedProxies]): like http.Handle's panic on a
+// nil handler, these are programming errors found at start-up. The returned
+// middleware and its handlers are safe for concurrent use.
+func New(d tenant.Decider, opts ...Option) func(http.Handler) http.Handler {
+	if d == nil {
+		panic("middleware.New: nil tenant.Decider")
+	}
+	c := newConfig(opts)
+	for i, p := range c.proxies {
+		if !p.IsValid() {
+			panic("middleware.WithTrustedProxies: invalid prefix " + p.String())
+		}
+		c.proxies[i] = p.Masked()
+	}
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("middleware: nil next handler")
+		}
+		return &handler{decider: d, cfg: c, next: next}
+	}
+}
+
+// handler is one middleware instance around next.
+type handler struct {
+	decider tenant.Decider
+	cfg     config
+	next    http.Handler
+}
+
+var _ http.Handler = (*handler)(nil)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	traceID, sc, remote := traceOf(r)
+	if remote {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	var peer netip.Addr = peerOf(r, h.cfg.proxies)
+	l, err := h.decider.Decide(ctx, tenant.Request{
+		Source:  r.Header,
+		Wire:    tenant.HTTP,
+		Peer:    peer,
+		TraceID: traceID,
+	})
+	if err == nil && h.cfg.requireTenant && l.Tenant == "" {
+		err = &tenant.FieldError{Field: tenant.HeaderTenant, Reason: "required"}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx = tenant.NewContext(ctx, l)
+	if l.Cohort == tenant.Canary {
+		w.Header()[tenant.HeaderCohort] = cohortCanary
+	} else {
+		w.Header()[tenant.HeaderCohort] = cohortStable
+	}
+	annotate(trace.SpanFromContext(ctx), h.cfg.flagKey, l)
+	h.next.ServeHTTP(w, r.WithContext(ctx))
+}

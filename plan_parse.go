@@ -1,0 +1,314 @@
+package canary
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// maxPlanErrors caps how many problems one error reports.
+const maxPlanErrors = 20
+
+// ParsePlan reads a plan from YAML (see [Plan] for the format), checks it,
+// and returns it with defaults filled in (override.header X-Canary).
+//
+// Unknown keys, repeated keys, values of the wrong type and values out of
+// range are errors. The error is a [*PlanError] naming the key and line, or,
+// when there are several problems, the first twenty joined with errors.Join;
+// every one matches [ErrInvalidPlan].
+func ParsePlan(data []byte) (Plan, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Plan{}, &PlanError{Reason: "the plan is empty"}
+		}
+		return Plan{}, yamlError(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return Plan{}, &PlanError{Line: extra.Line, Column: extra.Column,
+			Reason: "more than one YAML document; a plan is one document"}
+	case !errors.Is(err, io.EOF):
+		return Plan{}, yamlError(err)
+	}
+	w := &planWalker{pos: map[string]yaml.Node{}}
+	var p Plan
+	w.plan(&p, &doc)
+	if len(w.errs) == 0 {
+		w.errs = validatePlan(&p, w.pos)
+	}
+	if err := joinPlanErrors(w.errs); err != nil {
+		return Plan{}, err
+	}
+	return p, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlError turns a yaml.v3 syntax error into a *PlanError with its line.
+func yamlError(err error) error {
+	msg := err.Error()
+	pe := &PlanError{Reason: strings.TrimPrefix(msg, "yaml: "), Err: err}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		pe.Line, _ = strconv.Atoi(m[1])
+		pe.Reason = msg[len(m[0]):]
+	}
+	return pe
+}
+
+func joinPlanErrors(errs []*PlanError) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	if len(errs) > maxPlanErrors {
+		errs = errs[:maxPlanErrors]
+	}
+	list := make([]error, len(errs))
+	for i, e := range errs {
+		list[i] = e
+	}
+	return errors.Join(list...)
+}
+
+// planWalker reads the YAML tree into a Plan, recording each key's node (for
+// its position) and every type error.
+type planWalker struct {
+	pos  map[string]yaml.Node
+	errs []*PlanError
+}
+
+func (w *planWalker) fail(key string, n *yaml.Node, reason string) {
+	w.errs = append(w.errs, &PlanError{Key: key, Line: n.Line, Column: n.Column, Reason: reason})
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// mapping calls fn for each key of the mapping n, checking that each key is
+// one of known and appears once. A null n is an empty mapping.
+func (w *planWalker) mapping(prefix string, n *yaml.Node, known []string, fn func(key, path string, v *yaml.Node)) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		w.fail(strings.TrimSuffix(prefix, "."), n, "must be a mapping of "+strings.Join(known, ", "))
+		return
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		path := prefix + k.Value
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			w.fail(strings.TrimSuffix(prefix, "."), k, "keys must be plain strings")
+			continue
+		case !contains(known, k.Value):
+			w.fail(path, k, "unknown key; known keys here: "+strings.Join(known, ", "))
+			continue
+		case seen[k.Value]:
+			w.fail(path, k, "repeated key")
+			continue
+		}
+		seen[k.Value] = true
+		w.pos[path] = *v
+		fn(k.Value, path, v)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
+	root := doc
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			w.errs = append(w.errs, &PlanError{Reason: "the plan is empty"})
+			return
+		}
+		root = doc.Content[0]
+	}
+	if isNull(resolve(root)) {
+		w.errs = append(w.errs, &PlanError{Line: root.Line, Reason: "the plan is empty"})
+		return
+	}
+	top := []string{"version", "salt", "canary_percent", "kill_switch", "tenants", "override"}
+	w.mapping("", root, top, func(key, path string, v *yaml.Node) {
+		switch key {
+		case "version":
+			p.Version, _ = w.integer(path, v)
+		case "salt":
+			p.Salt, _ = w.str(path, v)
+		case "canary_percent":
+			p.CanaryPercent, _ = w.number(path, v)
+		case "kill_switch":
+			p.KillSwitch, _ = w.boolean(path, v)
+		case "tenants":
+			w.mapping(path+".", v, []string{"canary", "stable"}, func(key, path string, v *yaml.Node) {
+				if key == "canary" {
+					p.Tenants.Canary = w.strings(path, v)
+				} else {
+					p.Tenants.Stable = w.strings(path, v)
+				}
+			})
+		case "override":
+			w.mapping(path+".", v, []string{"header", "trusted_cidrs"}, func(key, path string, v *yaml.Node) {
+				if key == "header" {
+					p.Override.Header, _ = w.str(path, v)
+				} else {
+					p.Override.TrustedCIDRs = w.prefixes(path, v)
+				}
+			})
+		}
+	})
+}
+
+func (w *planWalker) scalar(path string, n *yaml.Node, want string) bool {
+	switch {
+	case n.Kind != yaml.ScalarNode:
+		w.fail(path, n, "must be "+want)
+		return false
+	case isNull(n):
+		w.fail(path, n, "has no value; must be "+want)
+		return false
+	}
+	return true
+}
+
+func (w *planWalker) integer(path string, n *yaml.Node) (int, bool) {
+	if !w.scalar(path, n, "a whole number") {
+		return 0, false
+	}
+	var i int
+	if n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+		w.fail(path, n, "must be a whole number, got "+strconv.Quote(n.Value))
+		return 0, false
+	}
+	return i, true
+}
+
+func (w *planWalker) number(path string, n *yaml.Node) (float64, bool) {
+	if !w.scalar(path, n, "a number") {
+		return 0, false
+	}
+	var f float64
+	if t := n.ShortTag(); (t != "!!int" && t != "!!float") || n.Decode(&f) != nil ||
+		math.IsNaN(f) || math.IsInf(f, 0) {
+		w.fail(path, n, "must be a number, got "+strconv.Quote(n.Value))
+		return 0, false
+	}
+	return f, true
+}
+
+func (w *planWalker) boolean(path string, n *yaml.Node) (bool, bool) {
+	if !w.scalar(path, n, "true or false") {
+		return false, false
+	}
+	var b bool
+	if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		w.fail(path, n, "must be true or false, got "+strconv.Quote(n.Value))
+		return false, false
+	}
+	return b, true
+}
+
+func (w *planWalker) str(path string, n *yaml.Node) (string, bool) {
+	if !w.scalar(path, n, "a string") {
+		return "", false
+	}
+	if n.ShortTag() != "!!str" {
+		// Numbers and booleans are accepted as their text, as written.
+		if t := n.ShortTag(); t != "!!int" && t != "!!float" && t != "!!bool" {
+			w.fail(path, n, "must be a string, got "+strconv.Quote(n.Value))
+			return "", false
+		}
+	}
+	return n.Value, true
+}
+
+// seq calls fn for each item of the sequence n; a null n is an empty list.
+func (w *planWalker) seq(path string, n *yaml.Node, fn func(ipath string, item *yaml.Node)) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		w.fail(path, n, "must be a list")
+		return
+	}
+	for i, item := range n.Content {
+		item = resolve(item)
+		ipath := path + "[" + strconv.Itoa(i) + "]"
+		w.pos[ipath] = *item
+		fn(ipath, item)
+	}
+}
+
+func (w *planWalker) strings(path string, n *yaml.Node) []string {
+	out := []string{}
+	w.seq(path, n, func(ipath string, item *yaml.Node) {
+		if s, ok := w.str(ipath, item); ok {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+func (w *planWalker) prefixes(path string, n *yaml.Node) []netip.Prefix {
+	out := []netip.Prefix{}
+	w.seq(path, n, func(ipath string, item *yaml.Node) {
+		s, ok := w.str(ipath, item)
+		if !ok {
+			return
+		}
+		p, err := parseCIDR(s)
+		if err != nil {
+			w.fail(ipath, item, err.Error())
+			return
+		}
+		out = append(out, p)
+	})
+	return out
+}
+
+// parseCIDR parses a CIDR prefix, or a bare address as a single-host prefix.
+func parseCIDR(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, errors.New("not a CIDR prefix or an IP address: " + strconv.Quote(s))
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not a CIDR prefix: " + strconv.Quote(s))
+	}
+	return p, nil
+}
