@@ -54,13 +54,29 @@ func ParsePlan(data []byte) (Plan, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// yamlError turns a yaml.v3 syntax error into a *PlanError with its line.
+// yamlParserProblems are the problems yaml.v3 reports as parser (not
+// scanner) errors: for those it prints the 0-based line of the construct it
+// was parsing, where scanner errors print the 1-based line.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"did not find expected '-' indicator", "did not find expected <document start>",
+	"did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive",
+	"found duplicate %YAML directive", "found incompatible YAML document",
+	"found undefined tag handle",
+}
+
+// yamlError turns a yaml.v3 syntax error into a *PlanError with its 1-based
+// line. yaml.v3 leaves the line out when it is the first.
 func yamlError(err error) error {
 	msg := err.Error()
-	pe := &PlanError{Reason: strings.TrimPrefix(msg, "yaml: "), Err: err}
+	pe := &PlanError{Line: 1, Reason: strings.TrimPrefix(msg, "yaml: "), Err: err}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		pe.Line, _ = strconv.Atoi(m[1])
 		pe.Reason = msg[len(m[0]):]
+		if contains(yamlParserProblems, pe.Reason) {
+			pe.Line++
+		}
 	}
 	return pe
 }
