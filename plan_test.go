@@ -83,11 +83,11 @@ func TestParsePlanDefaultsAndForms(t *testing.T) {
 func TestParsePlanErrorsNameKeyAndLine(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		yaml    string
-		key     string
-		line    int
-		reason  string // a fragment of the reason
+		name   string
+		yaml   string
+		key    string
+		line   int
+		reason string // a fragment of the reason
 	}{
 		{"unknown top-level key", "version: 1\ncanary_pct: 5\n", "canary_pct", 2, "unknown key"},
 		{"unknown nested key", "tenants:\n  canary: [a]\n  beta: [b]\n", "tenants.beta", 3, "unknown key"},
