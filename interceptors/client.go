@@ -1,0 +1,97 @@
+package interceptors
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/baggage"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// UnaryClient returns a unary client interceptor that writes the labels of
+// the calling request (the [tenant.Labels] in the call's context) onto the
+// outgoing metadata, as [tenant.Propagate] describes: x-tenant-id, the cohort
+// under x-canary, the baggage members canary.cohort, canary.tenant and
+// canary.bucket merged into any baggage already there, and the signed
+// decision under x-canary-decision when [WithSigner] is given. It removes
+// x-user-id: the raw user id never leaves the edge. Keys it sets are
+// replaced, never repeated.
+//
+// When the context carries OpenTelemetry baggage, canary's members are also
+// set there, so that an otelgrpc client handler propagating baggage writes
+// the same members instead of stale ones.
+//
+// A context without labels passes through untouched. The interceptor is safe
+// for concurrent use.
+func UnaryClient(opts ...Option) grpc.UnaryClientInterceptor {
+	c := newConfig(opts)
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		ctx, err := c.outgoing(ctx)
+		if err != nil {
+			return err
+		}
+		return invoker(ctx, method, req, reply, cc, callOpts...)
+	}
+}
+
+// StreamClient returns a stream client interceptor that writes the calling
+// request's labels onto a new stream's metadata, as [UnaryClient] does.
+func StreamClient(opts ...Option) grpc.StreamClientInterceptor {
+	c := newConfig(opts)
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+		ctx, err := c.outgoing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return streamer(ctx, desc, cc, method, callOpts...)
+	}
+}
+
+// outgoing returns ctx with the labels it carries written onto its outgoing
+// metadata.
+func (c config) outgoing(ctx context.Context) (context.Context, error) {
+	l, ok := tenant.FromContext(ctx)
+	if !ok {
+		return ctx, nil
+	}
+	w := tenant.GRPC
+	var err error
+	if present(ctx, w.User) || present(ctx, w.Override) || present(ctx, w.Decision) || present(ctx, w.Baggage) ||
+		(l.Tenant != "" && present(ctx, w.Tenant)) {
+		// Keys to replace or remove: rewrite a copy of the metadata.
+		md, _ := metadata.FromOutgoingContext(ctx)
+		if md == nil {
+			md = metadata.MD{}
+		}
+		err = tenant.Propagate(MD(md), w, l, c.sign)
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	} else {
+		var buf [8]string
+		var kv []string
+		kv, err = tenant.AppendOutbound(buf[:0], w, l, c.sign)
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
+	}
+	if err != nil {
+		return ctx, status.Error(codes.Internal, "canary: "+err.Error())
+	}
+	if bg := baggage.FromContext(ctx); bg.Len() > 0 {
+		ctx = withBaggage(ctx, bg, l)
+	}
+	return ctx, nil
+}
+
+// present reports whether the outgoing metadata of ctx has key.
+func present(ctx context.Context, key string) bool {
+	return len(metadata.ValueFromOutgoingContext(ctx, key)) > 0
+}
+
+// withBaggage returns ctx with canary's members for l merged into its
+// OpenTelemetry baggage bg, under the W3C limits of [tenant.MergeBaggage].
+func withBaggage(ctx context.Context, bg baggage.Baggage, l tenant.Labels) context.Context {
+	merged, _ := baggage.Parse(tenant.MergeBaggage(bg.String(), l))
+	return baggage.ContextWithBaggage(ctx, merged)
+}

@@ -1,0 +1,150 @@
+package interceptors
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// UnaryServer returns a unary server interceptor that labels each call: it
+// hands d the call's metadata (under the [tenant.GRPC] names), its peer
+// address and its trace id, and runs the handler with a context carrying the
+// decided labels ([tenant.FromContext]).
+//
+// The trace id is that of the span in the call's context (otelgrpc's
+// NewServerHandler starts it before interceptors run), or else that of a
+// valid traceparent metadata value; if d leaves Labels.TraceID empty, the
+// interceptor fills it in. The peer is the address of the connection's remote
+// end; it is the zero netip.Addr when that is not an IP address (bufconn,
+// Unix sockets), so no override is trusted from it.
+//
+// A call whose metadata breaks canary's limits fails with
+// codes.InvalidArgument and a message naming the key; any other error from d
+// fails it with codes.Internal (or the code the error carries). A nil d fails
+// every call with codes.Internal. No option concerns the server side yet;
+// opts are accepted so that one option list can serve both sides. The
+// interceptor is safe for concurrent use if d is.
+func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := label(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamServer returns a stream server interceptor that labels each stream
+// as [UnaryServer] labels a unary call: the handler's stream returns the
+// labelled context from Context().
+func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := label(ss.Context(), d)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// labelledStream is a ServerStream whose context carries the labels.
+type labelledStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+var _ grpc.ServerStream = (*labelledStream)(nil)
+
+// Context returns the labelled context.
+func (s *labelledStream) Context() context.Context { return s.ctx }
+
+// errNilDecider is the error of every call through an interceptor built
+// without a Decider.
+var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
+
+// label decides the call's labels and returns ctx carrying them.
+func label(ctx context.Context, d tenant.Decider) (context.Context, error) {
+	if d == nil {
+		return ctx, errNilDecider
+	}
+	src := incoming{ctx}
+	req := tenant.Request{Source: src, Wire: tenant.GRPC, Peer: peerAddr(ctx), TraceID: traceID(ctx)}
+	l, err := d.Decide(ctx, req)
+	if err != nil {
+		return ctx, statusError(err)
+	}
+	if l.TraceID == "" {
+		l.TraceID = req.TraceID
+	}
+	return tenant.NewContext(ctx, l), nil
+}
+
+// statusError maps an error from a Decider to the gRPC status the call fails
+// with. It is the one place where that mapping lives.
+func statusError(err error) error {
+	var fe *tenant.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return status.Error(codes.InvalidArgument, fe.Error())
+	case errors.Is(err, tenant.ErrInvalidField):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err() // already a status: keep its code
+	}
+	return status.Error(codes.Internal, "canary: deciding the call's cohort: "+err.Error())
+}
+
+// peerAddr returns the IP address of the call's peer, or the zero Addr.
+func peerAddr(ctx context.Context) netip.Addr {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}
+	}
+	switch a := p.Addr.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	s := p.Addr.String()
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// traceID returns the trace id of the span in ctx, or else that of the call's
+// traceparent metadata, or "".
+func traceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		var buf [32]byte
+		id := sc.TraceID()
+		const digits = "0123456789abcdef"
+		for i, b := range id {
+			buf[2*i], buf[2*i+1] = digits[b>>4], digits[b&0x0f]
+		}
+		return string(buf[:])
+	}
+	if vs := metadata.ValueFromIncomingContext(ctx, tenant.GRPC.TraceParent); len(vs) == 1 {
+		if id, ok := tenant.ParseTraceParent(vs[0]); ok {
+			return id
+		}
+	}
+	return ""
+}
