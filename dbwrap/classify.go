@@ -13,39 +13,40 @@ package dbwrap
 // locking clause, INTO, a call of a side-effecting function). The text is
 // read as PostgreSQL; when it holds a construct that another reading would
 // lex differently (a backslash in a string, '#', a backtick, "--x", nested or
-// /*! comments, dollar quotes), it is also read as PostgreSQL with
-// standard_conforming_strings=off and as MySQL, and it is read-only only if
-// every reading that lexes is. Nothing is allocated and the work is linear in
+// /*! comments), it is also read as PostgreSQL with
+// standard_conforming_strings=off and as MySQL (unless a dollar-quoted string
+// shows it is PostgreSQL), and it is read-only only if every reading that
+// lexes is. Text that does not lex as PostgreSQL is "unknown". Nothing is allocated and the work is linear in
 // the length of the text.
 
 // Reasons recorded in statement.reason.
 const (
-	reasonRead              = "read"                // SELECT / VALUES / TABLE / SHOW / WITH … SELECT / EXPLAIN without ANALYZE
-	reasonWrite             = "write"               // INSERT / UPDATE / DELETE / MERGE (MySQL REPLACE), or such a keyword elsewhere in a query
-	reasonReturning         = "returning"           // a data-modifying statement with RETURNING
-	reasonDataModifyingCTE  = "data-modifying-cte"  // WITH x AS (INSERT/UPDATE/DELETE/MERGE …) …
-	reasonLockingClause     = "locking-clause"      // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE, MySQL LOCK IN SHARE MODE
-	reasonSelectInto        = "select-into"         // SELECT … INTO creates a table (MySQL: a file or variables)
-	reasonHint              = "hint"                // a /* canary:primary */ (or pgpool /*NO LOAD BALANCE*/) comment
-	reasonDDL               = "ddl"                 // CREATE / ALTER / DROP / TRUNCATE / GRANT / REVOKE / COMMENT / …
-	reasonUtility           = "utility"             // COPY / CALL / DO / VACUUM / ANALYZE / LOCK / NOTIFY / cursors / EXECUTE / …
-	reasonTransaction       = "transaction-control" // BEGIN / COMMIT / ROLLBACK / SAVEPOINT / SET TRANSACTION / SET CONSTRAINTS / …
-	reasonSetLocal          = "set-local"           // SET LOCAL: lasts until the end of the transaction, no pinning
-	reasonSessionSet        = "session:set"         // SET / SET SESSION / set_config(…, false) / setseed / MySQL USE
-	reasonSessionReset      = "session:reset"       // RESET / DISCARD
-	reasonSessionListen     = "session:listen"      // LISTEN / UNLISTEN
-	reasonSessionTempTable  = "session:temp-table"  // CREATE TEMP …, SELECT … INTO TEMP, anything in schema pg_temp
-	reasonSessionAdvisory   = "session:advisory-lock"
-	reasonSessionPrepare    = "session:prepare"  // PREPARE / DEALLOCATE
-	reasonSessionCursor     = "session:cursor"   // DECLARE … WITH HOLD, MySQL HANDLER
-	reasonSessionLoad       = "session:load"     // LOAD 'library'
-	reasonSessionLock       = "session:lock"     // MySQL LOCK TABLES / UNLOCK TABLES
-	reasonSessionDblink     = "session:dblink"   // dblink_connect
-	reasonEmpty             = "empty"            // nothing but blanks, comments and semicolons
-	reasonMultiple          = "multiple-statements"
-	reasonUnknown           = "unknown"  // an unknown statement, or text that does not lex (unterminated string, comment …)
-	reasonTooLong           = "too-long" // longer than maxClassifyLen: not read
-	reasonSideEffectPrefix  = "side-effect-function:"
+	reasonRead             = "read"                // SELECT / VALUES / TABLE / SHOW / WITH … SELECT / EXPLAIN without ANALYZE
+	reasonWrite            = "write"               // INSERT / UPDATE / DELETE / MERGE (MySQL REPLACE), or such a keyword elsewhere in a query
+	reasonReturning        = "returning"           // a data-modifying statement with RETURNING
+	reasonDataModifyingCTE = "data-modifying-cte"  // WITH x AS (INSERT/UPDATE/DELETE/MERGE …) …
+	reasonLockingClause    = "locking-clause"      // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE, MySQL LOCK IN SHARE MODE
+	reasonSelectInto       = "select-into"         // SELECT … INTO creates a table (MySQL: a file or variables)
+	reasonHint             = "hint"                // a /* canary:primary */ (or pgpool /*NO LOAD BALANCE*/) comment
+	reasonDDL              = "ddl"                 // CREATE / ALTER / DROP / TRUNCATE / GRANT / REVOKE / COMMENT / …
+	reasonUtility          = "utility"             // COPY / CALL / DO / VACUUM / ANALYZE / LOCK / NOTIFY / cursors / EXECUTE / …
+	reasonTransaction      = "transaction-control" // BEGIN / COMMIT / ROLLBACK / SAVEPOINT / SET TRANSACTION / SET CONSTRAINTS / …
+	reasonSetLocal         = "set-local"           // SET LOCAL: lasts until the end of the transaction, no pinning
+	reasonSessionSet       = "session:set"         // SET / SET SESSION / set_config(…, false) / setseed / MySQL USE
+	reasonSessionReset     = "session:reset"       // RESET / DISCARD
+	reasonSessionListen    = "session:listen"      // LISTEN / UNLISTEN
+	reasonSessionTempTable = "session:temp-table"  // CREATE TEMP …, SELECT … INTO TEMP, anything in schema pg_temp
+	reasonSessionAdvisory  = "session:advisory-lock"
+	reasonSessionPrepare   = "session:prepare" // PREPARE / DEALLOCATE
+	reasonSessionCursor    = "session:cursor"  // DECLARE … WITH HOLD, MySQL HANDLER
+	reasonSessionLoad      = "session:load"    // LOAD 'library'
+	reasonSessionLock      = "session:lock"    // MySQL LOCK TABLES / UNLOCK TABLES
+	reasonSessionDblink    = "session:dblink"  // dblink_connect
+	reasonEmpty            = "empty"           // nothing but blanks, comments and semicolons
+	reasonMultiple         = "multiple-statements"
+	reasonUnknown          = "unknown"  // an unknown statement, or text that does not lex (unterminated string, comment …)
+	reasonTooLong          = "too-long" // longer than maxClassifyLen: not read
+	reasonSideEffectPrefix = "side-effect-function:"
 )
 
 // maxClassifyLen bounds the work: a longer text is not read at all and goes
@@ -72,12 +73,13 @@ func classify(query string) statement {
 		return statement{sessionState: true, reason: reasonTooLong}
 	}
 	pg := readAs(query, modePG)
-	if pg.amb == 0 {
+	if pg.err || pg.amb&(ambBackslashString|ambMySQL) == 0 {
 		return pg.final()
 	}
-	// Readings other than the PostgreSQL default: a statement is read-only
-	// only if every reading that lexes says so. A reading that does not lex
-	// is one the server would reject, so it cannot do harm.
+	// The text also means something else when read another way. It is
+	// read-only only if every other reading that lexes says so too (one that
+	// does not lex is one its server would reject); session state found by
+	// any reading pins the connection.
 	res := pg
 	var other [2]reading
 	n := 0
@@ -85,21 +87,18 @@ func classify(query string) statement {
 		other[n] = readAs(query, modePGBackslash)
 		n++
 	}
-	if pg.amb&ambMySQL != 0 {
+	if pg.amb&ambMySQL != 0 && pg.amb&pgOnly == 0 {
 		other[n] = readAs(query, modeMySQL)
 		n++
 	}
 	for _, o := range other[:n] {
 		res.hint = res.hint || o.hint
-		switch {
-		case o.err:
-		case res.err:
-			res.err, res.st = false, o.st
-		default:
-			res.st.sessionState = res.st.sessionState || o.st.sessionState
-			if res.st.readOnly && !o.st.readOnly {
-				res.st.readOnly, res.st.reason = false, o.st.reason
-			}
+		if o.err {
+			continue
+		}
+		res.st.sessionState = res.st.sessionState || o.st.sessionState
+		if res.st.readOnly && !o.st.readOnly {
+			res.st.readOnly, res.st.reason = false, o.st.reason
 		}
 	}
 	return res.final()
@@ -227,7 +226,10 @@ func (p *parser) statement() (st statement, empty, eof bool) {
 	}
 	switch t.kind {
 	case tkEOF:
-		return st, p.depth == 0, true
+		if p.depth > 0 { // nothing but '('
+			return statement{sessionState: true, reason: reasonUnknown}, false, true
+		}
+		return st, true, true
 	case tkSemicolon:
 		if p.depth == 0 {
 			return st, true, false

@@ -56,7 +56,11 @@ const (
 // differs in another mode, so classify knows which other readings to check.
 const (
 	ambBackslashString uint8 = 1 << iota // a backslash inside a '...' string: re-read with modePGBackslash and modeMySQL
-	ambMySQL                             // '#', backtick, /*!, nested /*, "--x", $$, backslash in "...": re-read with modeMySQL
+	ambMySQL                             // '#', backtick, /*!, nested /*, "--x", backslash in "...": re-read with modeMySQL
+	// pgOnly marks a dollar-quoted string: MySQL has none, so the text is
+	// PostgreSQL and is not re-read with modeMySQL (which would take the
+	// string's body for code).
+	pgOnly
 )
 
 // lexer splits a query into tokens. The zero value is not usable; use newLexer.
@@ -74,19 +78,34 @@ func newLexer(src string, mode lexMode) lexer {
 	return lexer{src: src, mode: mode}
 }
 
-func isIdentStart(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
-}
+// Character classes, looked up in one table.
+const (
+	chSpace      = 1 << iota // blank: ' ', \t, \n, \r, \f, \v
+	chIdentStart             // letter, '_', any byte >= 0x80
+	chIdentCont              // identifier start, digit, '$'
+	chDigit                  // '0'…'9'
+)
 
-func isIdentCont(c byte) bool {
-	return isIdentStart(c) || c >= '0' && c <= '9' || c == '$'
-}
+var charClass = func() (t [256]uint8) {
+	for _, c := range " \t\n\r\f\v" {
+		t[c] |= chSpace
+	}
+	for c := 0; c < 256; c++ {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80 {
+			t[c] |= chIdentStart | chIdentCont
+		}
+		if c >= '0' && c <= '9' {
+			t[c] |= chDigit | chIdentCont
+		}
+	}
+	t['$'] |= chIdentCont
+	return t
+}()
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
+func isIdentStart(c byte) bool { return charClass[c]&chIdentStart != 0 }
+func isIdentCont(c byte) bool  { return charClass[c]&chIdentCont != 0 }
+func isDigit(c byte) bool      { return charClass[c]&chDigit != 0 }
+func isSpace(c byte) bool      { return charClass[c]&chSpace != 0 }
 
 // next returns the next token, skipping white space and comments (and
 // noting routing hints found in comments).
@@ -94,10 +113,14 @@ func (l *lexer) next() token {
 	src := l.src
 	for l.pos < len(src) {
 		c := src[l.pos]
-		switch {
-		case isSpace(c):
+		if isSpace(c) {
 			l.pos++
 			continue
+		}
+		if c != '-' && c != '/' && c != '#' {
+			return l.scanToken()
+		}
+		switch {
 		case c == '-' && l.pos+1 < len(src) && src[l.pos+1] == '-':
 			if l.mode == modeMySQL && l.pos+2 < len(src) && !isSpace(src[l.pos+2]) && src[l.pos+2] >= ' ' {
 				// MySQL reads "--x" as two minus signs.
@@ -144,7 +167,7 @@ func (l *lexer) lineComment(from int) {
 func (l *lexer) pgBlockComment() bool {
 	src := l.src
 	start := l.pos
-	if start+2 < len(src) && (src[start+2] == '!' || src[start+2] == 'M' && start+3 < len(src) && src[start+3] == '!') {
+	if start+2 < len(src) && (src[start+2] == '!' || src[start+2]|0x20 == 'm' && start+3 < len(src) && src[start+3] == '!') {
 		l.amb |= ambMySQL // MySQL runs the text of /*! ... */ as code
 	}
 	depth := 0
@@ -175,13 +198,14 @@ func (l *lexer) pgBlockComment() bool {
 }
 
 // mysqlBlockComment skips a MySQL /* */ comment. /*!NNNNN ... */ and
-// /*M!NNNNN ... */ are code to MySQL/MariaDB: only the opener is skipped and
-// lexing goes on inside. ok is false (with an error token) when unterminated.
+// /*M!NNNNN ... */ (M in any case, to be safe) are code to MySQL/MariaDB:
+// only the opener is skipped and lexing goes on inside. ok is false (with an
+// error token) when unterminated.
 func (l *lexer) mysqlBlockComment() (token, bool) {
 	src := l.src
 	start := l.pos
 	body := start + 2
-	if body < len(src) && src[body] == '!' || body+1 < len(src) && src[body] == 'M' && src[body+1] == '!' {
+	if body < len(src) && src[body] == '!' || body+1 < len(src) && src[body]|0x20 == 'm' && src[body+1] == '!' {
 		l.pos = strings.IndexByte(src[body:], '!') + body + 1
 		for l.pos < len(src) && isDigit(src[l.pos]) {
 			l.pos++
@@ -347,7 +371,7 @@ func (l *lexer) dollar(start int) token {
 		l.pos = start + 1
 		return token{kind: tkOp, start: start, end: start + 1}
 	}
-	l.amb |= ambMySQL // MySQL has no dollar quoting
+	l.amb |= pgOnly
 	delim := src[start : i+1]
 	body := i + 1
 	j := strings.Index(src[body:], delim)
