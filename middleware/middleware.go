@@ -76,7 +76,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var peer netip.Addr = peerOf(r, h.cfg.proxies)
 	l, err := h.decider.Decide(ctx, tenant.Request{
-		Source:  r.Header,
+		Source:  headerSource(r.Header),
 		Wire:    tenant.HTTP,
 		Peer:    peer,
 		TraceID: traceID,
