@@ -119,6 +119,11 @@ func peerAddr(ctx context.Context) netip.Addr {
 	case *net.UDPAddr:
 		return a.AddrPort().Addr().Unmap()
 	}
+	switch p.Addr.Network() {
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ip", "ip4", "ip6":
+	default:
+		return netip.Addr{} // bufconn, unix sockets, pipes: no IP address
+	}
 	s := p.Addr.String()
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap()
