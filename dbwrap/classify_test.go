@@ -1,8 +1,17 @@
 package dbwrap
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/reqcanary/canary/internal/testenv"
 )
 
 // classifyCase is one statement and what classify must say about it.
@@ -451,5 +460,167 @@ func BenchmarkClassify(b *testing.B) {
 				classify(bc.q)
 			}
 		})
+	}
+}
+
+// TestClassifyAgreesWithReplica runs statements on the real streaming
+// replica: every statement classified read-only must run there, and every
+// statement classified for the primary that the primary runs must be refused
+// by the replica. It proves the rules against the server, not against our
+// own reading of the documentation.
+func TestClassifyAgreesWithReplica(t *testing.T) {
+	primary := openTestDB(t, testenv.PGPrimary(t))
+	replica := openTestDB(t, testenv.PGReplica(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	setupClassifyFixture(ctx, t, primary, replica)
+
+	reads := []string{
+		"SELECT 1",
+		"SeLeCt * FrOm t WHERE id = 1",
+		"VALUES (1), (2)",
+		"TABLE t",
+		"SHOW search_path",
+		"(SELECT 1)",
+		"((SELECT a FROM t) UNION (SELECT id FROM t))",
+		"WITH x AS (SELECT 1) SELECT * FROM x",
+		"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r WHERE n < 10) SELECT * FROM r",
+		"SELECT * FROM t ORDER BY id FETCH NEXT 10 ROWS ONLY",
+		"SELECT data #>> '{a}', 1 # 3 FROM t",
+		"SELECT 'nextval(''s'')' FROM t",
+		`SELECT a AS "for update" FROM t`,
+		"select * from t -- for update",
+		"SELECT $$ update t set a = 1; $$",
+		`SELECT E'it\'s ; delete from t'`,
+		`SELECT * FROM t WHERE name LIKE 'a\_b%'`,
+		"SELECT nextval FROM (SELECT 1 AS nextval) x",
+		"SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), now()",
+		"EXPLAIN SELECT * FROM t",
+		"EXPLAIN DELETE FROM t",
+		"EXPLAIN INSERT INTO t VALUES (1)",
+		"EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM t",
+	}
+	for _, q := range reads {
+		if st := classify(q); !st.readOnly {
+			t.Errorf("classify(%q) = %+v, want read-only", q, st)
+		}
+		if err := runRolledBack(ctx, replica, q); err != nil {
+			t.Errorf("replica refused %q, classified read-only: %v", q, err)
+		}
+	}
+
+	writes := []string{
+		"INSERT INTO t VALUES (1000, 1, 'x', '{}')",
+		"insert into t (id) values (1001) returning id",
+		"UPDATE t SET a = 1",
+		"DELETE FROM t",
+		"MERGE INTO t USING (SELECT 1 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE",
+		"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
+		"SELECT * FROM t FOR UPDATE",
+		"SELECT * FROM t FOR\nNO KEY UPDATE",
+		"SELECT * FROM t FOR SHARE",
+		"SELECT * FROM t FOR KEY SHARE",
+		"SELECT * INTO t2 FROM t",
+		"SELECT nextval('s')",
+		"select pg_catalog.nextval ('s')",
+		"SELECT setval('s', 10)",
+		"SELECT txid_current()",
+		"SELECT pg_current_xact_id()",
+		"SELECT pg_current_wal_lsn()",
+		"SELECT pg_current_wal_insert_lsn()",
+		"SELECT pg_notify('dbwrap_classify', 'x')",
+		"explain analyze delete from t",
+		"CREATE TABLE t3 (a int)",
+		"CREATE TEMP TABLE tt (a int)",
+		"TRUNCATE t",
+		"LISTEN dbwrap_classify",
+		"LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
+	}
+	for _, q := range writes {
+		if st := classify(q); st.readOnly {
+			t.Errorf("classify(%q) = %+v, want the primary", q, st)
+		}
+		if err := runRolledBack(ctx, primary, q); err != nil {
+			t.Errorf("primary refused %q (the test statement is wrong): %v", q, err)
+			continue
+		}
+		err := runRolledBack(ctx, replica, q)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			t.Errorf("replica ran %q: the classifier is right to send it to the primary, but this test expects a refusal", q)
+		case !errors.As(err, &pgErr) || (pgErr.Code != "25006" && pgErr.Code != "55000"):
+			t.Errorf("replica refused %q with %v, want SQLSTATE 25006 or 55000", q, err)
+		}
+	}
+}
+
+func openTestDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// runRolledBack runs q in a transaction with the fixture schema first in
+// the search path, reads every row, and rolls back.
+func runRolledBack(ctx context.Context, db *sql.DB, q string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO dbwrap_classify, public"); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+// setupClassifyFixture creates schema dbwrap_classify (a table t and a
+// sequence s) on the primary and waits until the replica has replayed it.
+func setupClassifyFixture(ctx context.Context, t *testing.T, primary, replica *sql.DB) {
+	t.Helper()
+	for _, q := range []string{
+		"CREATE SCHEMA IF NOT EXISTS dbwrap_classify",
+		"CREATE TABLE IF NOT EXISTS dbwrap_classify.t (id int PRIMARY KEY, a int, name text, data jsonb)",
+		"CREATE SEQUENCE IF NOT EXISTS dbwrap_classify.s",
+	} {
+		if _, err := primary.ExecContext(ctx, q); err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // a concurrent run created it
+				t.Fatalf("fixture %q: %v", q, err)
+			}
+		}
+	}
+	var lsn string
+	if err := primary.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var caughtUp bool
+		err := replica.QueryRowContext(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AND to_regclass('dbwrap_classify.t') IS NOT NULL", lsn).Scan(&caughtUp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if caughtUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not replay %s within a minute (is replay paused by another test?)", lsn)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
