@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"net/http"
-	"net/netip"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -70,15 +69,15 @@ var _ http.Handler = (*handler)(nil)
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	traceID, sc, remote := traceOf(r)
+	span := trace.SpanFromContext(ctx)
+	traceID, sc, remote := traceOf(r, span)
 	if remote {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	var peer netip.Addr = peerOf(r, h.cfg.proxies)
 	l, err := h.decider.Decide(ctx, tenant.Request{
 		Source:  headerSource(r.Header),
 		Wire:    tenant.HTTP,
-		Peer:    peer,
+		Peer:    peerOf(r, h.cfg.proxies),
 		TraceID: traceID,
 	})
 	if err == nil && h.cfg.requireTenant && l.Tenant == "" {
@@ -94,6 +93,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header()[tenant.HeaderCohort] = cohortStable
 	}
-	annotate(trace.SpanFromContext(ctx), h.cfg.flagKey, l)
+	annotate(span, h.cfg.flagKey, l) // a remote parent never records: the active span is the one to annotate
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }

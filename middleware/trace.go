@@ -13,13 +13,13 @@ import (
 const headerTraceState = "Tracestate"
 
 // traceOf returns the request's trace id and the context to continue with.
-// An active, valid span in the request's context wins. Otherwise a valid
+// An active span with a valid span context wins. Otherwise a valid
 // traceparent header gives the id, and its span context is put into the
 // returned context as the remote parent, so that a tracing handler mounted
 // further in (otelhttp) continues the caller's trace even when no global
 // propagator is registered.
-func traceOf(r *http.Request) (traceID string, sc trace.SpanContext, remote bool) {
-	if cur := trace.SpanContextFromContext(r.Context()); cur.IsValid() {
+func traceOf(r *http.Request, active trace.Span) (traceID string, sc trace.SpanContext, remote bool) {
+	if cur := active.SpanContext(); cur.IsValid() {
 		return cur.TraceID().String(), cur, false
 	}
 	vs := r.Header[tenant.HeaderTraceParent]
