@@ -3,6 +3,8 @@ package canary
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -134,5 +136,50 @@ func TestCloseIsIdempotent(t *testing.T) {
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestEngineMiddlewareOptions(t *testing.T) {
+	t.Parallel()
+	serve := func(e *Engine, remote string, kv ...string) *httptest.ResponseRecorder {
+		h := e.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = remote
+		for i := 0; i+1 < len(kv); i += 2 {
+			req.Header.Set(kv[i], kv[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+
+	req, err := New(WithRequireTenant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Close()
+	if rec := serve(req, "192.0.2.1:1", "X-User-ID", "bob"); rec.Code != 400 ||
+		strings.TrimSpace(rec.Body.String()) != `{"error":"X-Tenant-ID: required","field":"X-Tenant-ID"}` {
+		t.Fatalf("WithRequireTenant, no tenant: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(req, "192.0.2.1:1", "X-Tenant-ID", "acme"); rec.Code != 200 {
+		t.Fatalf("WithRequireTenant, tenant given: %d %s", rec.Code, rec.Body)
+	}
+
+	// A client behind a proxy claims to be loopback in X-Forwarded-For: the
+	// default plan trusts loopback overrides, but only a proxy named by
+	// WithTrustedProxies makes the forwarded address the peer.
+	plain, _ := New()
+	defer plain.Close()
+	if rec := serve(plain, "10.0.0.5:1", "X-Forwarded-For", "127.0.0.1", "X-Canary", "canary"); rec.Header().Get("X-Canary-Cohort") != "stable" {
+		t.Fatal("X-Forwarded-For was believed without WithTrustedProxies")
+	}
+	proxied, _ := New(WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8")))
+	defer proxied.Close()
+	if rec := serve(proxied, "10.0.0.5:1", "X-Forwarded-For", "127.0.0.1", "X-Canary", "canary"); rec.Header().Get("X-Canary-Cohort") != "canary" {
+		t.Fatal("the trusted proxy's X-Forwarded-For was not used")
+	}
+	if rec := serve(proxied, "192.0.2.9:1", "X-Forwarded-For", "127.0.0.1", "X-Canary", "canary"); rec.Header().Get("X-Canary-Cohort") != "stable" {
+		t.Fatal("X-Forwarded-For from a peer that is not a trusted proxy was believed")
 	}
 }
