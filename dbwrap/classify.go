@@ -10,14 +10,13 @@ package dbwrap
 // comments cannot fool it. One pass reads the leading keyword of each
 // statement and watches every token for the few things that make a query
 // unsafe on a replica wherever they appear (a data-modifying keyword, a
-// locking clause, INTO, a call of a side-effecting function). The text is
-// read as PostgreSQL; when it holds a construct that another reading would
-// lex differently (a backslash in a string, '#', a backtick, "--x", nested or
-// /*! comments), it is also read as PostgreSQL with
+// locking clause, INTO, a call of a side-effecting function). Text that does
+// not lex as PostgreSQL is "unknown". When the text holds a construct that
+// another reading would lex differently (a backslash in a string, '#', a
+// backtick, nested or /*! comments), it is also read as PostgreSQL with
 // standard_conforming_strings=off and as MySQL (unless a dollar-quoted string
-// shows it is PostgreSQL), and it is read-only only if every reading that
-// lexes is. Text that does not lex as PostgreSQL is "unknown". Nothing is allocated and the work is linear in
-// the length of the text.
+// shows it is PostgreSQL); it is read-only only if every reading that lexes
+// is. Nothing is allocated and the work is linear in the length of the text.
 
 // Reasons recorded in statement.reason.
 const (

@@ -142,6 +142,9 @@ var classifyCases = []classifyCase{
 	pin("SELECT set_config('a.b', 'c', $1)", reasonSessionSet),
 	pin("SELECT set_config('a.b', 'c', NOT true)", reasonSessionSet),
 	pin("SELECT set_config('a.b', 'c')", reasonSessionSet),
+	pin("SELECT set_config(setting_name => 'a', new_value => 'b', is_local => true)", reasonSessionSet), // unsure: session
+	pin("SELECT pg_catalog.set_config('search_path', '', false)", reasonSessionSet),
+	se("SELECT set_config('a', (SELECT set_config('b', 'c', true)), TRUE)", "set_config"),
 	pin("SELECT setseed(0.5)", reasonSessionSet),
 	pin("SELECT dblink_connect('c', 'dbname=x')", reasonSessionDblink),
 	pin("INSERT INTO locks VALUES (pg_advisory_lock(1))", reasonSessionAdvisory),
@@ -282,7 +285,7 @@ var classifyCases = []classifyCase{
 	pin("SELECT 1 /* /* */ ; DELETE FROM t; /* */ */", reasonMultiple), // MySQL: "*/" is an unknown statement
 	pr("SELECT 1 # '\n; DELETE FROM t; -- '", reasonMultiple),
 	rd("SELECT $$ ', nextval('s') -- $$"), // dollar quotes: PostgreSQL, no MySQL reading
-	pr("SELECT 1 --x\n, 2 --, nextval('s')\n", reasonSideEffectPrefix+"nextval"),
+	rd("--leading comment\nSELECT 1 --, nextval('s')\n"),
 	{q: `SELECT 'a\'' ; SET x = 1 --'`, session: true, reason: reasonMultiple},
 	// Too long to read.
 	{q: "SELECT '" + strings.Repeat("x", maxClassifyLen) + "'", session: true, reason: reasonTooLong},
@@ -394,9 +397,9 @@ func TestLexerTokens(t *testing.T) {
 		{`'a\'' b`, modeMySQL,
 			[]tokenKind{tkString, tkWord},
 			[]string{`'a\''`, "b"}},
-		{"`a``b` # c\nd --e f -- g\nh /* i */ j /*!50000 k */", modeMySQL,
-			[]tokenKind{tkQuotedIdent, tkWord, tkOp, tkOp, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
-			[]string{"`a``b`", "d", "-", "-", "e", "f", "h", "j", "k", "*", "/"}},
+		{"`a``b` # c\nd --e f\ng -- h\ni /* j */ k /*!50000 l */", modeMySQL,
+			[]tokenKind{tkQuotedIdent, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
+			[]string{"`a``b`", "d", "g", "i", "k", "l", "*", "/"}},
 	}
 	for _, tc := range tests {
 		l := newLexer(tc.src, tc.mode)

@@ -46,9 +46,8 @@ const (
 	// backslash escapes in '...' strings.
 	modePGBackslash
 	// modeMySQL is MySQL/MariaDB: backslash escapes in '...' and "...",
-	// backtick identifiers, '#' comments, '-- ' comments only before
-	// whitespace, non-nesting /* */ comments whose /*! form is code, no
-	// dollar quoting ('$' is an identifier character).
+	// backtick identifiers, '#' comments, non-nesting /* */ comments whose
+	// /*! form is code, no dollar quoting ('$' is an identifier character).
 	modeMySQL
 )
 
@@ -56,7 +55,7 @@ const (
 // differs in another mode, so classify knows which other readings to check.
 const (
 	ambBackslashString uint8 = 1 << iota // a backslash inside a '...' string: re-read with modePGBackslash and modeMySQL
-	ambMySQL                             // '#', backtick, /*!, nested /*, "--x", backslash in "...": re-read with modeMySQL
+	ambMySQL                             // '#', backtick, /*!, nested /*, backslash in "...": re-read with modeMySQL
 	// pgOnly marks a dollar-quoted string: MySQL has none, so the text is
 	// PostgreSQL and is not re-read with modeMySQL (which would take the
 	// string's body for code).
@@ -122,14 +121,10 @@ func (l *lexer) next() token {
 		}
 		switch {
 		case c == '-' && l.pos+1 < len(src) && src[l.pos+1] == '-':
-			if l.mode == modeMySQL && l.pos+2 < len(src) && !isSpace(src[l.pos+2]) && src[l.pos+2] >= ' ' {
-				// MySQL reads "--x" as two minus signs.
-				l.pos++
-				return token{kind: tkOp, start: l.pos - 1, end: l.pos}
-			}
-			if l.mode == modePG && l.pos+2 < len(src) && !isSpace(src[l.pos+2]) {
-				l.amb |= ambMySQL
-			}
+			// A comment in every mode. (MySQL reads "--x", without a blank,
+			// as two minus signs; PostgreSQL's reading wins here, since
+			// "--comment" is common in PostgreSQL code and such a MySQL
+			// expression is not.)
 			l.lineComment(l.pos + 2)
 			continue
 		case c == '#' && l.mode == modeMySQL:
