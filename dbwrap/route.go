@@ -1,0 +1,359 @@
+package dbwrap
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"time"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Reasons a statement was routed where it was, as recorded on spans and
+// metrics and returned by Explain. The classifier adds its own reasons for
+// statements that are not certainly read-only ("write", "returning",
+// "locking-clause", "data-modifying-cte", "side-effect-function:nextval",
+// "session:set", "unknown", ...).
+const (
+	ReasonRead             = "read"                  // read-only: a healthy replica
+	ReasonCaughtUp         = "caught-up"             // read with a token: a replica that replayed it
+	ReasonExec             = "exec"                  // Exec always runs on the primary
+	ReasonHint             = "hint"                  // /* canary:primary */
+	ReasonWithPrimary      = "with-primary"          // dbwrap.WithPrimary
+	ReasonTransaction      = "transaction"           // in (or beginning) a read-write transaction
+	ReasonReadOnlyTx       = "read-only-transaction" // beginning a read-only transaction
+	ReasonInTransaction    = "in-transaction"        // a statement of a transaction: its server
+	ReasonSessionPinned    = "session-pinned"        // the conn holds session state
+	ReasonTokenAhead       = "token-ahead"           // no replica has replayed the request's token yet
+	ReasonSticky           = "sticky"                // wrote, position unknown (no dialect)
+	ReasonNoReplicas       = "no-replicas"           // none configured
+	ReasonNoHealthyReplica = "no-healthy-replica"    // every replica of the read set is out
+	ReasonFailoverConn     = "failover:conn-error"   // retried after a replica connection error
+	ReasonFailoverReadOnly = "failover:read-only"    // retried on the primary after SQLSTATE 25006
+)
+
+type opKind uint8
+
+const (
+	opQuery opKind = iota
+	opExec
+)
+
+// decision is where one statement goes and why.
+type decision struct {
+	srv    *server
+	reason string
+	write  bool // record the write position after it succeeds
+	need   uint64
+}
+
+// route decides where a statement runs. It is the hot path: it does not
+// allocate, and it does I/O only when a token must be waited for
+// (Config.ConsistencyWait) or the user's position is loaded from the token
+// store (once per request).
+func (c *conn) route(ctx context.Context, st statement, op opKind) decision {
+	cn := c.c
+	write := !st.readOnly && !st.sessionState
+	if c.inTx {
+		if st.sessionState && c.tx.srv.target == TargetPrimary {
+			c.pinned = true
+		}
+		return decision{srv: c.tx.srv, reason: ReasonInTransaction, write: write}
+	}
+	if st.sessionState || st.reason == reasonTransaction {
+		// Session state, or a transaction begun by hand ("BEGIN" through
+		// Exec): everything after it on this conn belongs to the primary.
+		c.pinned = true
+		return decision{srv: cn.primary, reason: st.reason}
+	}
+	if c.pinned {
+		return decision{srv: cn.primary, reason: ReasonSessionPinned, write: write}
+	}
+	if op == opExec {
+		reason := st.reason
+		if st.readOnly {
+			reason = ReasonExec
+		}
+		return decision{srv: cn.primary, reason: reason, write: write}
+	}
+	if st.forcePrimary {
+		return decision{srv: cn.primary, reason: ReasonHint, write: write}
+	}
+	if !st.readOnly {
+		return decision{srv: cn.primary, reason: st.reason, write: write}
+	}
+	return c.routeRead(ctx, ReasonRead)
+}
+
+// routeBegin decides where a transaction begins.
+func (c *conn) routeBegin(ctx context.Context, readOnly bool) decision {
+	if !readOnly || c.pinned {
+		return decision{srv: c.c.primary, reason: ReasonTransaction}
+	}
+	return c.routeRead(ctx, ReasonReadOnlyTx)
+}
+
+// routeRead picks the server of a read-only statement or transaction.
+func (c *conn) routeRead(ctx context.Context, reason string) decision {
+	cn := c.c
+	o := optionsFrom(ctx)
+	if o != nil && o.primary {
+		return decision{srv: cn.primary, reason: ReasonWithPrimary}
+	}
+	if len(cn.replicas) == 0 {
+		return decision{srv: cn.primary, reason: ReasonNoReplicas}
+	}
+	labels, hasLabels := tenant.FromContext(ctx)
+	need := cn.requiredPosition(ctx, o, labels, hasLabels)
+	set := cn.readSet(labels, hasLabels)
+	if s := c.pickReplica(set, need, nil); s != nil {
+		if need > 0 {
+			return decision{srv: s, reason: ReasonCaughtUp, need: need}
+		}
+		return decision{srv: s, reason: reason}
+	}
+	switch {
+	case need == positionUnknown:
+		return decision{srv: cn.primary, reason: ReasonSticky, need: need}
+	case need > 0:
+		if s := c.waitForReplica(ctx, set, need); s != nil {
+			return decision{srv: s, reason: ReasonCaughtUp, need: need}
+		}
+		return decision{srv: cn.primary, reason: ReasonTokenAhead, need: need}
+	}
+	return decision{srv: cn.primary, reason: ReasonNoHealthyReplica}
+}
+
+// pickReplica returns a healthy replica of set whose polled replay position
+// has reached need, starting with the conn's preferred one, skipping not.
+func (c *conn) pickReplica(set []*server, need uint64, not *server) *server {
+	n := uint32(len(set))
+	if n == 0 {
+		return nil
+	}
+	start := c.pref % n
+	for i := uint32(0); i < n; i++ {
+		s := set[(start+i)%n]
+		if s == not || !s.healthy.Load() {
+			continue
+		}
+		if need == 0 || s.replay.Load() >= need {
+			return s
+		}
+	}
+	return nil
+}
+
+// waitForReplica waits up to Config.ConsistencyWait for a healthy replica of
+// set to replay need, asking the replica itself (the poller's view may be up
+// to one interval old). It returns nil when none did in time.
+func (c *conn) waitForReplica(ctx context.Context, set []*server, need uint64) *server {
+	d := c.c.set.dialect
+	if c.c.set.wait <= 0 || d == nil {
+		return nil
+	}
+	s := c.pickReplica(set, 0, nil)
+	if s == nil {
+		return nil
+	}
+	deadline := time.Now().Add(c.c.set.wait)
+	ci, err := c.innerConn(ctx, s)
+	if err != nil {
+		return nil
+	}
+	pause := time.Millisecond
+	for {
+		st, err := d.ReplicaStatus(ctx, rowQuerier{ci})
+		if err != nil {
+			if c.isConnError(err) {
+				c.dropInner(s)
+			}
+			return nil
+		}
+		if st.InRecovery && st.Replay >= need {
+			s.replay.Store(max(s.replay.Load(), st.Replay))
+			return s
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return nil
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
+// requiredPosition returns the highest write position the reads of ctx must
+// see: the token attached with WithConsistencyToken, the request session's,
+// and the user's remembered one (loaded once per request).
+func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tenant.Labels, hasLabels bool) uint64 {
+	var need uint64
+	if o != nil && o.token != nil {
+		need = o.token.pos.Load()
+	}
+	sess := tenant.SessionFromContext(ctx)
+	if sess == nil {
+		return need
+	}
+	if !hasLabels || l.UserHash == "" {
+		if st := sessionStateOf(sess, false); st != nil {
+			need = max(need, st.pos.pos.Load())
+		}
+		return need
+	}
+	st := sessionStateOf(sess, true)
+	if !st.userLoaded.Load() {
+		p, err := cn.set.tokens.Load(ctx, userKey(l))
+		if err != nil {
+			// When in doubt, the primary; the next read tries again.
+			cn.metrics.tokenStoreError(ctx)
+			return positionUnknown
+		}
+		st.pos.raise(p)
+		st.userLoaded.Store(true)
+	}
+	return max(need, st.pos.pos.Load())
+}
+
+// recordWrite reads the primary's write position on ci (the primary conn
+// that just wrote) and raises the request's, the context token's and the
+// user's positions to it. It does nothing when ctx can carry none of them.
+// Without a dialect, or when the position cannot be read, the position is
+// "unknown": later reads of the request (and of the user, for TokenTTL) go to
+// the primary.
+func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
+	o := optionsFrom(ctx)
+	sess := tenant.SessionFromContext(ctx)
+	hasToken := o != nil && o.token != nil
+	if sess == nil && !hasToken {
+		return
+	}
+	pos := uint64(positionUnknown)
+	if d := cn.set.dialect; d != nil && len(cn.replicas) > 0 {
+		if p, err := d.WritePosition(ctx, rowQuerier{ci}); err == nil && p > 0 {
+			pos = p
+		}
+	}
+	if hasToken {
+		o.token.raise(pos)
+	}
+	if sess == nil {
+		return
+	}
+	sessionStateOf(sess, true).pos.raise(pos)
+	if l, ok := tenant.FromContext(ctx); ok && l.UserHash != "" {
+		if err := cn.set.tokens.Save(ctx, userKey(l), pos, cn.set.tokenTTL); err != nil {
+			cn.metrics.tokenStoreError(ctx)
+		}
+	}
+}
+
+type failoverCause uint8
+
+const (
+	failoverNone failoverCause = iota
+	failoverConn
+	failoverReadOnly
+)
+
+// retryable tells whether a failed read may be retried elsewhere, and why.
+// It also takes a replica that failed with a connection error out of
+// service.
+func (c *conn) retryable(ctx context.Context, d decision, err error) failoverCause {
+	if d.srv.target != TargetReplica || c.inTx || ctx.Err() != nil || errors.Is(err, driver.ErrSkip) {
+		return failoverNone
+	}
+	if dl := c.c.set.dialect; dl != nil && dl.IsReadOnlyError(err) {
+		return failoverReadOnly
+	}
+	if c.isConnError(err) {
+		c.replicaFailed(ctx, d.srv, err)
+		return failoverConn
+	}
+	return failoverNone
+}
+
+// replicaFailed takes s out of service until the poller sees it healthy
+// again for Config.RecoverAfter.
+func (c *conn) replicaFailed(ctx context.Context, s *server, err error) {
+	c.dropInner(s)
+	if s.healthy.CompareAndSwap(true, false) {
+		c.c.metrics.replicaDown(ctx, s)
+	}
+	if c.c.poller != nil {
+		c.c.poller.failed(s)
+	}
+}
+
+// failover returns where a failed read is retried: another healthy replica
+// that satisfies the same token (connection errors), else the primary.
+func (c *conn) failover(ctx context.Context, d decision, cause failoverCause) decision {
+	from := d.srv
+	nd := decision{srv: c.c.primary, reason: ReasonFailoverReadOnly, write: d.write, need: d.need}
+	if cause == failoverConn {
+		nd.reason = ReasonFailoverConn
+		if d.need != positionUnknown {
+			labels, hasLabels := tenant.FromContext(ctx)
+			if s := c.pickReplica(c.c.readSet(labels, hasLabels), d.need, from); s != nil {
+				nd.srv = s
+			} else if s := c.pickReplica(c.c.defaults, d.need, from); s != nil {
+				nd.srv = s
+			}
+		}
+	}
+	c.c.metrics.failover(ctx, from, nd.srv, nd.reason)
+	return nd
+}
+
+// Route is where a statement would go and why, as returned by Explain.
+type Route struct {
+	// Target is TargetPrimary or TargetReplica.
+	Target Target
+	// Server names the server: "primary", "replica-<i>" (index in
+	// Config.Replicas) or "<cohort>-replica-<i>" (index in
+	// Config.CohortReplicas[cohort]).
+	Server string
+	// Reason is one of the Reason constants or a classifier reason.
+	Reason string
+	// Token is the consistency token the read had to see ("" when none).
+	Token string
+}
+
+// String returns "replica replica-0 (read)" and the like.
+func (r Route) String() string {
+	s := r.Target.String() + " " + r.Server + " (" + r.Reason + ")"
+	if r.Token != "" {
+		s += " token " + r.Token
+	}
+	return s
+}
+
+// Explain tells where db (opened by dbwrap) would run query if it were run
+// now with QueryContext(ctx, query) outside a transaction, and why. It reads
+// the current replica health and the context's tokens, and runs nothing on
+// the database (it may load the user's position from the token store, as the
+// query would).
+func Explain(ctx context.Context, db *sql.DB, query string) (Route, error) {
+	d, ok := db.Driver().(*wrapDriver)
+	if !ok {
+		return Route{}, ErrNotDBWrap
+	}
+	c := &conn{c: d.c, inner: make([]innerConn, len(d.c.servers))}
+	c.closed = true // no I/O: waiting for a token is not explained
+	dec := c.route(ctx, classifyCached(d.c, query), opQuery)
+	r := Route{Target: dec.srv.target, Server: dec.srv.name, Reason: dec.reason}
+	if dec.need > 0 {
+		r.Token = formatLSN(dec.need)
+	}
+	return r, nil
+}
+
+// classifyCached classifies query. (A per-connector cache could sit here; the
+// classifier is linear and does not allocate, so none is needed.)
+func classifyCached(_ *connector, query string) statement { return classify(query) }

@@ -1,0 +1,134 @@
+package dbwrap
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Open opens a *sql.DB that routes between cfg.Primary and cfg.Replicas,
+// whose inner connections are made by the database/sql driver registered as
+// cfg.DriverName. Like sql.Open it connects to nothing yet; it starts the
+// replica poller when there are replicas. Close the DB to stop it and close
+// every connection.
+//
+// With sqlx, name the inner driver so its placeholders are right:
+// sqlx.NewDb(db, "pgx").
+func Open(cfg Config) (*sql.DB, error) {
+	if cfg.DriverName == "" {
+		return nil, configError("DriverName", "is required")
+	}
+	if cfg.Primary == "" {
+		return nil, configError("Primary", "is required")
+	}
+	drv, err := innerDriver(cfg.DriverName)
+	if err != nil {
+		return nil, err
+	}
+	var cs Connectors
+	if cs.Primary, err = dsnConnector(drv, cfg.Primary); err != nil {
+		return nil, fmt.Errorf("dbwrap: Primary: %w", err)
+	}
+	index := make(map[string]int, len(cfg.Replicas))
+	for i, dsn := range cfg.Replicas {
+		if dsn == "" {
+			return nil, configError("Replicas", "entry %d is empty", i)
+		}
+		if _, dup := index[dsn]; dup {
+			return nil, configError("Replicas", "entry %d repeats an earlier DSN", i)
+		}
+		index[dsn] = i
+		rc, err := dsnConnector(drv, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("dbwrap: Replicas[%d]: %w", i, err)
+		}
+		cs.Replicas = append(cs.Replicas, rc)
+	}
+	var same map[tenant.Cohort][]int
+	if len(cfg.CohortReplicas) > 0 {
+		cs.CohortReplicas = make(map[tenant.Cohort][]driver.Connector, len(cfg.CohortReplicas))
+		same = make(map[tenant.Cohort][]int, len(cfg.CohortReplicas))
+		for cohort, dsns := range cfg.CohortReplicas {
+			list := make([]driver.Connector, len(dsns))
+			idx := make([]int, len(dsns))
+			for i, dsn := range dsns {
+				idx[i] = -1
+				if dsn == "" {
+					return nil, configError("CohortReplicas", "cohort %q entry %d is empty", cohort, i)
+				}
+				if j, ok := index[dsn]; ok {
+					idx[i] = j
+					continue
+				}
+				if list[i], err = dsnConnector(drv, dsn); err != nil {
+					return nil, fmt.Errorf("dbwrap: CohortReplicas[%q][%d]: %w", cohort, i, err)
+				}
+			}
+			cs.CohortReplicas[cohort] = list
+			same[cohort] = idx
+		}
+	}
+	c, err := newConnector(cs, same, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// OpenDB opens a *sql.DB over the inner connectors cs, configured by cfg
+// (whose DSN fields must be empty). Closing the DB stops the poller and
+// closes the inner connectors that implement io.Closer.
+func OpenDB(cs Connectors, cfg Config) (*sql.DB, error) {
+	c, err := NewConnector(cs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// NewConnector returns the wrapper's driver.Connector over the inner
+// connectors cs, configured by cfg (whose DSN fields must be empty). The
+// returned connector also implements io.Closer: sql.DB.Close calls it; if
+// you do not hand it to sql.OpenDB, call Close yourself to stop its poller.
+func NewConnector(cs Connectors, cfg Config) (driver.Connector, error) {
+	switch {
+	case cfg.Primary != "":
+		return nil, configError("Primary", "must be empty with Connectors (set Connectors.Primary)")
+	case len(cfg.Replicas) > 0:
+		return nil, configError("Replicas", "must be empty with Connectors (set Connectors.Replicas)")
+	case len(cfg.CohortReplicas) > 0:
+		return nil, configError("CohortReplicas", "must be empty with Connectors (set Connectors.CohortReplicas)")
+	}
+	return newConnector(cs, nil, cfg)
+}
+
+// innerDriver returns the driver registered as name.
+func innerDriver(name string) (driver.Driver, error) {
+	db, err := sql.Open(name, "")
+	if err != nil {
+		return nil, configError("DriverName", "%v", err)
+	}
+	defer db.Close()
+	return db.Driver(), nil
+}
+
+// dsnConnector returns a connector for dsn, as sql.Open would build it.
+func dsnConnector(drv driver.Driver, dsn string) (driver.Connector, error) {
+	if dc, ok := drv.(driver.DriverContext); ok {
+		return dc.OpenConnector(dsn)
+	}
+	return dsnConn{drv: drv, dsn: dsn}, nil
+}
+
+// dsnConn is the connector of a driver without DriverContext, like
+// database/sql's own dsnConnector.
+type dsnConn struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (d dsnConn) Connect(context.Context) (driver.Conn, error) { return d.drv.Open(d.dsn) }
+func (d dsnConn) Driver() driver.Driver                        { return d.drv }

@@ -1,0 +1,212 @@
+package dbwrap
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// A consistency token is a write position (see Dialect) written as two
+// hexadecimal halves "HI/LO", PostgreSQL's LSN text form, e.g. "16/B374D848".
+// A read that carries a token goes to a replica whose replay position has
+// reached it, else to the primary.
+//
+// positionUnknown is the token of a write whose position could not be read
+// (no dialect, or the query failed): no replica ever reaches it, so reads
+// that carry it go to the primary.
+const positionUnknown = math.MaxUint64
+
+// ctxKey is the context key of dbwrap's own per-context options.
+type ctxKey struct{}
+
+// ctxOptions are the options WithPrimary and WithConsistencyToken set.
+type ctxOptions struct {
+	primary bool
+	token   *tokenBox // nil when no token was attached
+}
+
+// tokenBox is a position that only grows; writes through a context made by
+// WithConsistencyToken raise it.
+type tokenBox struct{ pos atomic.Uint64 }
+
+func (b *tokenBox) raise(p uint64) {
+	for {
+		old := b.pos.Load()
+		if old >= p || b.pos.CompareAndSwap(old, p) {
+			return
+		}
+	}
+}
+
+func optionsFrom(ctx context.Context) *ctxOptions {
+	o, _ := ctx.Value(ctxKey{}).(*ctxOptions)
+	return o
+}
+
+// WithPrimary returns a copy of ctx whose statements all go to the primary,
+// like a /* canary:primary */ comment on each of them.
+func WithPrimary(ctx context.Context) context.Context {
+	o := ctxOptions{primary: true}
+	if p := optionsFrom(ctx); p != nil {
+		o.token = p.token
+	}
+	return context.WithValue(ctx, ctxKey{}, &o)
+}
+
+// WithConsistencyToken returns a copy of ctx whose reads see at least the
+// writes that token (from [ConsistencyToken], usually of an upstream service)
+// stands for: they go to a replica that has replayed it, else to the primary.
+// Writes made through the returned context raise its token. An empty or
+// malformed token is ignored.
+func WithConsistencyToken(ctx context.Context, token string) context.Context {
+	p, err := parseLSN(token)
+	if err != nil || p == 0 {
+		return ctx
+	}
+	o := ctxOptions{token: new(tokenBox)}
+	if parent := optionsFrom(ctx); parent != nil {
+		o.primary = parent.primary
+		if parent.token != nil {
+			o.token.pos.Store(parent.token.pos.Load())
+		}
+	}
+	o.token.raise(p)
+	return context.WithValue(ctx, ctxKey{}, &o)
+}
+
+// ConsistencyToken returns the token that the reads through ctx must see:
+// the highest of the positions written through the request's tenant session
+// (see tenant.NewContext), of the token attached by WithConsistencyToken, and
+// of the user's remembered position once a read of this request loaded it.
+// ok is false when there is none. The propagation layer carries it to
+// downstream services, which attach it with WithConsistencyToken.
+func ConsistencyToken(ctx context.Context) (token string, ok bool) {
+	var p uint64
+	if s := tenant.SessionFromContext(ctx); s != nil {
+		if v, found := s.Load(sessionKey{}); found {
+			p = v.(*sessionState).pos.pos.Load()
+		}
+	}
+	if o := optionsFrom(ctx); o != nil && o.token != nil {
+		p = max(p, o.token.pos.Load())
+	}
+	if p == 0 {
+		return "", false
+	}
+	return formatLSN(p), true
+}
+
+// sessionKey is the tenant.Session key of the request's sessionState.
+type sessionKey struct{}
+
+// sessionState is what dbwrap keeps in a request's tenant.Session.
+type sessionState struct {
+	pos        tokenBox    // highest position this request must see
+	userLoaded atomic.Bool // the user's stored position was merged into pos
+}
+
+// sessionStateOf returns the request's state, creating it when create is
+// true; nil when ctx has no tenant session (or none yet and !create).
+func sessionStateOf(s *tenant.Session, create bool) *sessionState {
+	if s == nil {
+		return nil
+	}
+	if v, ok := s.Load(sessionKey{}); ok {
+		return v.(*sessionState)
+	}
+	if !create {
+		return nil
+	}
+	v := s.Update(sessionKey{}, func(old any, ok bool) any {
+		if ok {
+			return old
+		}
+		return new(sessionState)
+	})
+	return v.(*sessionState)
+}
+
+// userKey returns the token store key of the labels' user, or "" when the
+// labels name no user.
+func userKey(l tenant.Labels) string {
+	if l.UserHash == "" {
+		return ""
+	}
+	return strconv.Itoa(len(l.Tenant)) + ":" + l.Tenant + ":" + l.UserHash
+}
+
+// TokenStore remembers, per user (tenant + user hash), the highest write
+// position of that user's recent writes, so that the user's next requests
+// read their writes too.
+//
+// Implementations must be safe for concurrent use, must keep the highest
+// position when Save is called with a lower one, and must not forget a
+// position before its TTL has passed (a position is never cleared early,
+// even when some replica has caught up: others may not have).
+type TokenStore interface {
+	// Load returns the user's position, or 0 when none is remembered.
+	Load(ctx context.Context, key string) (uint64, error)
+	// Save raises the user's position to at least pos and remembers it for
+	// ttl from now.
+	Save(ctx context.Context, key string, pos uint64, ttl time.Duration) error
+}
+
+// NewMemoryTokenStore returns a TokenStore that keeps positions in this
+// process's memory. Expired entries are dropped lazily by later calls; it
+// starts no goroutine. It is safe for concurrent use.
+func NewMemoryTokenStore() TokenStore {
+	return &memoryTokens{entries: make(map[string]memoryToken)}
+}
+
+type memoryTokens struct {
+	mu        sync.Mutex
+	entries   map[string]memoryToken
+	nextSweep time.Time
+}
+
+type memoryToken struct {
+	pos     uint64
+	expires time.Time
+}
+
+var _ TokenStore = (*memoryTokens)(nil)
+
+func (m *memoryTokens) Load(_ context.Context, key string) (uint64, error) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok || !now.Before(e.expires) {
+		return 0, nil
+	}
+	return e.pos, nil
+}
+
+func (m *memoryTokens) Save(_ context.Context, key string, pos uint64, ttl time.Duration) error {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok || !now.Before(e.expires) {
+		e = memoryToken{}
+	}
+	e.pos = max(e.pos, pos)
+	if exp := now.Add(ttl); exp.After(e.expires) {
+		e.expires = exp
+	}
+	m.entries[key] = e
+	if now.After(m.nextSweep) {
+		for k, v := range m.entries {
+			if !now.Before(v.expires) {
+				delete(m.entries, k)
+			}
+		}
+		m.nextSweep = now.Add(ttl)
+	}
+	return nil
+}

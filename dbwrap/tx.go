@@ -1,0 +1,62 @@
+package dbwrap
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+)
+
+var _ driver.Tx = (*tx)(nil)
+
+// tx is the open transaction of a conn. Every statement of it runs on srv.
+type tx struct {
+	c     *conn
+	inner driver.Tx
+	srv   *server
+	ctx   context.Context // BeginTx's: its session receives the position
+	wrote bool            // a statement that may write ran in it
+}
+
+// Commit commits, then (when the transaction wrote) records the write
+// position in the BeginTx context's session, token and user store.
+func (t *tx) Commit() error {
+	c := t.c
+	if c == nil || !c.inTx {
+		return errors.New("dbwrap: transaction already finished")
+	}
+	ctx, wrote, srv := t.ctx, t.wrote, t.srv
+	err := t.inner.Commit()
+	t.end()
+	if err != nil {
+		if c.isConnError(err) {
+			c.dropInner(srv)
+		}
+		return err
+	}
+	if wrote && srv.target == TargetPrimary {
+		if ci := c.inner[srv.idx].ci; ci != nil {
+			c.c.recordWrite(context.WithoutCancel(ctx), ci)
+		}
+	}
+	return nil
+}
+
+// Rollback rolls back.
+func (t *tx) Rollback() error {
+	c := t.c
+	if c == nil || !c.inTx {
+		return errors.New("dbwrap: transaction already finished")
+	}
+	err := t.inner.Rollback()
+	t.end()
+	if err != nil && c.isConnError(err) {
+		c.dropInner(t.srv)
+	}
+	return err
+}
+
+func (t *tx) end() {
+	t.c.inTx = false
+	t.inner = nil
+	t.ctx = nil
+}
