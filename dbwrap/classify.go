@@ -497,7 +497,7 @@ func (p *parser) dml(s *scan) {
 func (p *parser) call(s *scan) {
 	name := p.l.src[p.prevTok.start:p.prevTok.end]
 	if p.prevKind == tkQuotedIdent {
-		name = p.l.src[p.prevTok.bodyStart:p.prevTok.bodyEnd]
+		name = p.prevTok.body(p.l.src)
 		if p.prevTok.uescape {
 			// U&"…" may spell any name with escapes: assume the worst.
 			if s.fnReason == "" {

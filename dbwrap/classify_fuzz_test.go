@@ -115,16 +115,17 @@ func checkLexer(t *testing.T, q string) {
 		last := 0
 		for n := 0; ; n++ {
 			tok := l.next()
-			if tok.start < last || tok.end < tok.start || tok.end > len(q) || l.pos > len(q) {
+			start, end := int(tok.start), int(tok.end)
+			if start < last || end < start || end > len(q) || l.pos > len(q) {
 				t.Fatalf("mode %d, %q: token %+v after offset %d", mode, q, tok, last)
 			}
 			if tok.kind == tkEOF || tok.kind == tkError {
 				break
 			}
-			if tok.end == tok.start || n > len(q) {
-				t.Fatalf("mode %d, %q: no progress at %d", mode, q, tok.start)
+			if end == start || n > len(q) {
+				t.Fatalf("mode %d, %q: no progress at %d", mode, q, start)
 			}
-			last = tok.end
+			last = end
 		}
 	}
 }

@@ -25,14 +25,26 @@ const (
 	tkError // unterminated string, identifier or comment; a NUL byte
 )
 
-// token is one lexical token: src[start:end]. For quoted identifiers, body
-// is the text between the quotes (escapes left as written).
+// token is one lexical token: src[start:end]. Offsets are int32 to keep the
+// token small (it is copied for every token); classify reads at most
+// maxClassifyLen bytes.
 type token struct {
+	start, end int32
 	kind       tokenKind
 	uescape    bool // U&"..." identifier: the name may hide escaped characters
-	start, end int
-	bodyStart  int
-	bodyEnd    int
+}
+
+func mkToken(kind tokenKind, start, end int) token {
+	return token{start: int32(start), end: int32(end), kind: kind}
+}
+
+// body returns the name inside a quoted identifier token.
+func (t token) body(src string) string {
+	from := t.start + 1
+	if t.uescape {
+		from = t.start + 3 // U&"
+	}
+	return src[from : t.end-1]
 }
 
 // lexMode selects one lexical interpretation of the query text.
@@ -110,12 +122,16 @@ func isSpace(c byte) bool      { return charClass[c]&chSpace != 0 }
 // noting routing hints found in comments).
 func (l *lexer) next() token {
 	src := l.src
-	for l.pos < len(src) {
-		c := src[l.pos]
-		if isSpace(c) {
-			l.pos++
-			continue
+	for {
+		i := l.pos
+		for i < len(src) && isSpace(src[i]) {
+			i++
 		}
+		l.pos = i
+		if i >= len(src) {
+			break
+		}
+		c := src[i]
 		if c != '-' && c != '/' && c != '#' {
 			return l.scanToken()
 		}
@@ -138,13 +154,13 @@ func (l *lexer) next() token {
 				continue
 			}
 			if !l.pgBlockComment() {
-				return token{kind: tkError, start: l.pos, end: len(src)}
+				return mkToken(tkError, l.pos, len(src))
 			}
 			continue
 		}
 		return l.scanToken()
 	}
-	return token{kind: tkEOF, start: len(src), end: len(src)}
+	return mkToken(tkEOF, len(src), len(src))
 }
 
 // lineComment skips a comment whose text starts at from and runs to the end
@@ -211,7 +227,7 @@ func (l *lexer) mysqlBlockComment() (token, bool) {
 	if i < 0 {
 		l.noteHint(src[body:])
 		l.pos = len(src)
-		return token{kind: tkError, start: start, end: len(src)}, false
+		return mkToken(tkError, start, len(src)), false
 	}
 	l.noteHint(src[body : body+i])
 	l.pos = body + i + 2
@@ -233,7 +249,7 @@ func (l *lexer) scanToken() token {
 			// An operator character to PostgreSQL; MySQL quotes identifiers with it.
 			l.amb |= ambMySQL
 			l.pos++
-			return token{kind: tkOp, start: start, end: l.pos}
+			return mkToken(tkOp, start, l.pos)
 		}
 		return l.quoted(start, start, '`', false, tkQuotedIdent)
 	case c == '$' && l.mode != modeMySQL:
@@ -244,10 +260,10 @@ func (l *lexer) scanToken() token {
 		return l.number(start)
 	case c == 0:
 		l.pos = len(src)
-		return token{kind: tkError, start: start, end: len(src)}
+		return mkToken(tkError, start, len(src))
 	}
 	l.pos++
-	t := token{start: start, end: l.pos}
+	t := mkToken(tkOp, start, l.pos)
 	switch c {
 	case '(':
 		t.kind = tkLParen
@@ -285,7 +301,7 @@ func (l *lexer) quoted(start, open int, q byte, backslash bool, kind tokenKind) 
 				continue
 			}
 			l.pos = i + 1
-			return token{kind: kind, start: start, end: i + 1, bodyStart: open + 1, bodyEnd: i}
+			return mkToken(kind, start, i+1)
 		case c == '\\':
 			if l.mode == modePG && !backslash {
 				// Other readings take this backslash as an escape.
@@ -301,12 +317,12 @@ func (l *lexer) quoted(start, open int, q byte, backslash bool, kind tokenKind) 
 			}
 		case c == 0:
 			l.pos = len(src)
-			return token{kind: tkError, start: start, end: len(src)}
+			return mkToken(tkError, start, len(src))
 		}
 		i++
 	}
 	l.pos = len(src)
-	return token{kind: tkError, start: start, end: len(src)}
+	return mkToken(tkError, start, len(src))
 }
 
 // word lexes an identifier or keyword, including the prefixed literals
@@ -342,7 +358,7 @@ func (l *lexer) word(start int) token {
 		}
 	}
 	l.pos = i
-	return token{kind: tkWord, start: start, end: i}
+	return mkToken(tkWord, start, i)
 }
 
 // dollar lexes what starts with '$' in PostgreSQL: a parameter ($1), a
@@ -355,7 +371,7 @@ func (l *lexer) dollar(start int) token {
 			i++
 		}
 		l.pos = i
-		return token{kind: tkParam, start: start, end: i}
+		return mkToken(tkParam, start, i)
 	}
 	if i < len(src) && isIdentStart(src[i]) {
 		for i < len(src) && isIdentCont(src[i]) && src[i] != '$' {
@@ -364,7 +380,7 @@ func (l *lexer) dollar(start int) token {
 	}
 	if i >= len(src) || src[i] != '$' {
 		l.pos = start + 1
-		return token{kind: tkOp, start: start, end: start + 1}
+		return mkToken(tkOp, start, start + 1)
 	}
 	l.amb |= pgOnly
 	delim := src[start : i+1]
@@ -372,10 +388,10 @@ func (l *lexer) dollar(start int) token {
 	j := strings.Index(src[body:], delim)
 	if j < 0 {
 		l.pos = len(src)
-		return token{kind: tkError, start: start, end: len(src)}
+		return mkToken(tkError, start, len(src))
 	}
 	l.pos = body + j + len(delim)
-	return token{kind: tkString, start: start, end: l.pos, bodyStart: body, bodyEnd: body + j}
+	return mkToken(tkString, start, l.pos)
 }
 
 // number lexes a numeric literal: digits (with '_' separators), a fraction,
@@ -397,7 +413,7 @@ func (l *lexer) number(start int) token {
 		}
 	}
 	l.pos = i
-	return token{kind: tkNumber, start: start, end: i}
+	return mkToken(tkNumber, start, i)
 }
 
 // skipDigits returns the index after the digits (and '_' separators between
