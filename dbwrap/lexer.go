@@ -380,7 +380,7 @@ func (l *lexer) dollar(start int) token {
 	}
 	if i >= len(src) || src[i] != '$' {
 		l.pos = start + 1
-		return mkToken(tkOp, start, start + 1)
+		return mkToken(tkOp, start, start+1)
 	}
 	l.amb |= pgOnly
 	delim := src[start : i+1]
