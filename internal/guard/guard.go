@@ -1,0 +1,173 @@
+package guard
+
+import (
+	"time"
+
+	"github.com/reqcanary/canary/tenant"
+	"google.golang.org/grpc/codes"
+)
+
+// Guard records request outcomes per cohort and decides whether the canary
+// is worse than stable. Create it with [New]. All methods are safe for
+// concurrent use; Record is lock-free and does not allocate.
+//
+// A Guard holds no trip state of its own: Evaluate reports what the current
+// window says. The caller keeps the kill switch, and calls [Guard.Reset] when
+// an operator re-arms it so that the failures which caused the trip do not
+// trip it again.
+type Guard struct {
+	cfg   Config // with defaults
+	clock Clock
+	zCrit float64
+	win   *window
+}
+
+// New returns a Guard configured by cfg (zero fields take their defaults; see
+// [Config]) that reads the time from clock ([SystemClock] when nil). It
+// returns the errors of [Config.Validate].
+func New(cfg Config, clock Clock) (*Guard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	cfg = cfg.WithDefaults()
+	return &Guard{
+		cfg:   cfg,
+		clock: clock,
+		zCrit: normalQuantile(cfg.Confidence),
+		win:   newWindow(clock.Now(), cfg.Buckets, cfg.BucketWidth),
+	}, nil
+}
+
+// Config returns the guard's configuration, with defaults filled in.
+func (g *Guard) Config() Config { return g.cfg }
+
+// Record counts one request of cohort c that failed or not and took latency,
+// at the clock's current time. Requests of any cohort other than
+// [tenant.Stable] and [tenant.Canary] are ignored. A request whose bucket has
+// already left the window (its caller stalled for a whole window, or the
+// clock went back by as much) is dropped.
+func (g *Guard) Record(c tenant.Cohort, failed bool, latency time.Duration) {
+	g.RecordAt(g.clock.Now(), c, failed, latency)
+}
+
+// RecordAt is Record for a request that ended at the instant at, which must
+// come from the guard's clock. A caller that already read the clock to
+// measure the latency saves a second reading (time.Now is most of Record's
+// cost).
+func (g *Guard) RecordAt(at time.Time, c tenant.Cohort, failed bool, latency time.Duration) {
+	var ci int
+	switch c {
+	case tenant.Stable:
+		ci = stableIdx
+	case tenant.Canary:
+		ci = canaryIdx
+	default:
+		return
+	}
+	g.win.record(at, ci, failed, latency)
+}
+
+// RecordHTTP records a request answered with an HTTP status; see [HTTPFailed].
+func (g *Guard) RecordHTTP(c tenant.Cohort, status int, latency time.Duration) {
+	g.Record(c, HTTPFailed(status), latency)
+}
+
+// RecordGRPC records a call that ended with a gRPC status code; see
+// [GRPCFailed].
+func (g *Guard) RecordGRPC(c tenant.Cohort, code codes.Code, latency time.Duration) {
+	g.Record(c, GRPCFailed(code), latency)
+}
+
+// Reset forgets every recorded outcome. Call it when the kill switch is
+// re-armed.
+func (g *Guard) Reset() { g.win.reset() }
+
+// Snapshot returns the figures of both cohorts over the current window.
+func (g *Guard) Snapshot() Snapshot {
+	var hists [2]Histogram
+	return g.read(&hists)
+}
+
+// read returns the snapshot, and the cohorts' latency histograms in hists.
+func (g *Guard) read(hists *[2]Histogram) Snapshot {
+	now := g.clock.Now()
+	var fails [2]uint64
+	g.win.collect(now, &fails, hists)
+	return Snapshot{
+		At:     now,
+		Window: time.Duration(g.cfg.Buckets) * g.cfg.BucketWidth,
+		Stable: figuresOf(fails[stableIdx], &hists[stableIdx]),
+		Canary: figuresOf(fails[canaryIdx], &hists[canaryIdx]),
+	}
+}
+
+// Evaluate reads the current window and reports a [Trip] when a rule says
+// the canary is worse than stable: first the failure rule, then the latency
+// rule (see [Config] and [Trip]). It reads the bucket in progress and any
+// bucket finished since the previous call, a few microseconds of work, and
+// serialises with other Evaluate, Snapshot and Reset calls; call it on a
+// ticker a few times per bucket width (every 250 ms for the default 1 s)
+// rather than per request.
+//
+// The failure rule trips when the window holds enough samples of both
+// cohorts, the canary's failure rate exceeds stable's times FailureRatio and
+// stable's plus FailureMargin, and the difference is significant at
+// Confidence by the one-sided two-proportion z-test. Because that test's
+// normal approximation is too permissive when failures are few (a handful of
+// failures in a small window), Fisher's exact test must agree at the same
+// confidence.
+//
+// The latency rule trips when both cohorts hold LatencyMinSamples, the
+// canary's p95 exceeds stable's times LatencyFactor and stable's plus
+// LatencyMargin, and an exact binomial test at Confidence says that more than
+// 5 % of the canary's requests are slower than that threshold (that is, the
+// canary's true p95 is above it), so that the p95 of a small sample does not
+// trip on a few slow requests. Stable's p95, from the larger cohort, is taken
+// as known.
+func (g *Guard) Evaluate() (Trip, bool) {
+	var hists [2]Histogram
+	s := g.read(&hists)
+	return g.evaluate(s, &hists)
+}
+
+func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
+	c, st := s.Canary, s.Stable
+	trip := Trip{
+		At:     s.At,
+		Window: s.Window,
+		Stable: st,
+		Canary: c,
+		Z:      twoProportionZ(c.Failures, c.Samples, st.Failures, st.Samples),
+		ZCrit:  g.zCrit,
+	}
+	cfg := &g.cfg
+	alpha := 1 - cfg.Confidence
+	if !cfg.DisableFailureRule &&
+		c.Samples >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) &&
+		c.FailureRate > st.FailureRate*cfg.FailureRatio &&
+		c.FailureRate-st.FailureRate > cfg.FailureMargin &&
+		trip.Z > g.zCrit {
+		trip.PValue = fisherUpper(c.Failures, c.Samples, st.Failures, st.Samples, alpha)
+		if trip.PValue <= alpha {
+			trip.Rule = RuleFailureRate
+			return trip, true
+		}
+	}
+	if !cfg.DisableLatencyRule &&
+		c.Samples >= uint64(cfg.LatencyMinSamples) && st.Samples >= uint64(cfg.LatencyMinSamples) {
+		limit := time.Duration(float64(st.P95) * cfg.LatencyFactor)
+		if c.P95 > limit && c.P95-st.P95 > cfg.LatencyMargin {
+			// H0: the canary's p95 is at most limit, i.e. at most 5 % of its
+			// requests are slower than limit.
+			trip.PValue = binomialUpper(hists[canaryIdx].countAbove(limit), c.Samples, 0.05, alpha)
+			if trip.PValue <= alpha {
+				trip.Rule = RuleLatencyP95
+				return trip, true
+			}
+		}
+	}
+	return Trip{}, false
+}

@@ -1,0 +1,90 @@
+package guard
+
+import (
+	"math"
+	"math/big"
+	"testing"
+)
+
+func TestNormalQuantile(t *testing.T) {
+	for _, c := range []struct{ p, z float64 }{
+		{0.5, 0}, {0.8413447460685429, 1}, {0.975, 1.959963984540054},
+		{0.99, 2.3263478740408408}, {0.999, 3.090232306167813}, {0.9999, 3.719016485455709},
+	} {
+		if got := normalQuantile(c.p); math.Abs(got-c.z) > 1e-9 {
+			t.Errorf("normalQuantile(%v) = %v, want %v", c.p, got, c.z)
+		}
+	}
+}
+
+func TestTwoProportionZ(t *testing.T) {
+	// 30/100 against 10/100: pooled 0.2, se = sqrt(0.2*0.8*0.02) = 0.0565685,
+	// continuity correction 0.01 → z = 0.19 / 0.0565685.
+	if got, want := twoProportionZ(30, 100, 10, 100), 0.19/math.Sqrt(0.2*0.8*0.02); math.Abs(got-want) > 1e-12 {
+		t.Errorf("z = %v, want %v", got, want)
+	}
+	if got := twoProportionZ(10, 100, 30, 100); got >= 0 {
+		t.Errorf("a better first population: z = %v, want negative", got)
+	}
+	for _, c := range [][4]uint64{{0, 100, 0, 100}, {100, 100, 50, 50}, {1, 0, 1, 10}, {1, 10, 0, 0}} {
+		if got := twoProportionZ(c[0], c[1], c[2], c[3]); got != 0 {
+			t.Errorf("twoProportionZ%v = %v, want 0 (nothing to test)", c, got)
+		}
+	}
+	// A difference smaller than the correction is no evidence at all.
+	if got := twoProportionZ(11, 100, 10, 100); got != 0 {
+		t.Errorf("one failure more of 100: z = %v, want 0", got)
+	}
+}
+
+// binom returns C(n, k) exactly, for the reference sums below.
+func binom(n, k int64) *big.Int { return new(big.Int).Binomial(n, k) }
+
+func TestFisherUpperMatchesExactSum(t *testing.T) {
+	for _, c := range [][4]uint64{{5, 40, 8, 400}, {12, 100, 10, 1000}, {3, 20, 4, 200}, {0, 10, 3, 30}, {7, 7, 0, 50}} {
+		x1, n1, x2, n2 := int64(c[0]), int64(c[1]), int64(c[2]), int64(c[3])
+		N, K := n1+n2, x1+x2
+		sum := new(big.Rat)
+		for k := x1; k <= min(K, n1); k++ {
+			num := new(big.Int).Mul(binom(K, k), binom(N-K, n1-k))
+			sum.Add(sum, new(big.Rat).SetFrac(num, binom(N, n1)))
+		}
+		want, _ := sum.Float64()
+		got := fisherUpper(c[0], c[1], c[2], c[3], 1)
+		if math.Abs(got-want) > 1e-9*want+1e-300 {
+			t.Errorf("fisherUpper%v = %v, want %v", c, got, want)
+		}
+		// With a limit below the answer, the sum stops early but above it.
+		if want > 1e-3 {
+			if got := fisherUpper(c[0], c[1], c[2], c[3], 1e-3); got <= 1e-3 {
+				t.Errorf("fisherUpper%v with limit 1e-3 = %v, want above the limit", c, got)
+			}
+		}
+	}
+}
+
+func TestBinomialUpperMatchesExactSum(t *testing.T) {
+	p := big.NewRat(1, 20)
+	q := big.NewRat(19, 20)
+	pow := func(r *big.Rat, n int64) *big.Rat {
+		out := big.NewRat(1, 1)
+		for range n {
+			out.Mul(out, r)
+		}
+		return out
+	}
+	for _, c := range [][2]int64{{0, 10}, {1, 10}, {10, 100}, {21, 200}, {60, 60}, {61, 60}} {
+		k, n := c[0], c[1]
+		sum := new(big.Rat)
+		for i := k; i <= n; i++ {
+			term := new(big.Rat).SetInt(binom(n, i))
+			term.Mul(term, pow(p, i))
+			term.Mul(term, pow(q, n-i))
+			sum.Add(sum, term)
+		}
+		want, _ := sum.Float64()
+		if got := binomialUpper(uint64(k), uint64(n), 0.05, 1); math.Abs(got-want) > 1e-9*want+1e-300 {
+			t.Errorf("binomialUpper(%d, %d) = %v, want %v", k, n, got, want)
+		}
+	}
+}
