@@ -207,3 +207,14 @@ func (r *fakeRows) ColumnTypeDatabaseTypeName(int) string { return "FAKETEXT" }
 func (r *fakeRows) ColumnTypeScanType(int) reflect.Type   { return reflect.TypeFor[string]() }
 func (r *fakeRows) HasNextResultSet() bool                { return false }
 func (r *fakeRows) NextResultSet() error                  { return io.EOF }
+
+// fakeDialect reports every replica healthy and caught up to position 1.
+type fakeDialect struct{ noDialect }
+
+func (fakeDialect) System() string { return "postgresql" }
+func (fakeDialect) WritePosition(context.Context, Querier) (uint64, error) {
+	return 1, nil
+}
+func (fakeDialect) ReplicaStatus(context.Context, Querier) (ReplicaStatus, error) {
+	return ReplicaStatus{InRecovery: true, Replay: 1}, nil
+}
