@@ -285,4 +285,3 @@ func ignored(path []string, ignore [][]string) bool {
 	}
 	return false
 }
-
