@@ -33,7 +33,8 @@ const (
 	// error).
 	MetricCacheStores = "canary.fallback.cache.stores"
 	// MetricShadowComparisons counts shadow comparisons
-	// (canary.shadow.result: match, mismatch, error, skipped, dropped).
+	// (canary.shadow.result: match, mismatch, error, skipped, dropped,
+	// canceled).
 	MetricShadowComparisons = "canary.fallback.shadow.comparisons"
 )
 

@@ -124,7 +124,11 @@ func (c *comparer) start(st *reqState, resp *http.Response) chan captured {
 		defer c.wg.Done()
 		defer func() { <-c.sem }()
 		defer cancel()
-		c.t.m.comparison(ctx, c.run(ctx, shadow, &m, ch))
+		res := c.run(ctx, shadow, &m, ch)
+		if c.ctx.Err() != nil && (res == "error" || res == "skipped") {
+			res = "canceled" // stopped by Close
+		}
+		c.t.m.comparison(ctx, res)
 	}()
 	return ch
 }
