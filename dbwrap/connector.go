@@ -20,16 +20,17 @@ var (
 // it makes; each conn lazily holds at most one inner connection per server.
 // It owns the background poller, stopped by Close (which sql.DB.Close calls).
 type connector struct {
-	set      settings
-	system   string // db.system attribute value
-	drv      *wrapDriver
-	servers  []*server // [0] is the primary
-	primary  *server
-	replicas []*server // every replica, in server order
-	defaults []*server // the read set of requests without a cohort entry
-	cohorts  map[tenant.Cohort][]*server
-	metrics  *metrics
-	poller   *poller // nil without replicas
+	set        settings
+	system     string // db.system attribute value
+	drv        *wrapDriver
+	servers    []*server // [0] is the primary
+	primary    *server
+	replicas   []*server // every replica, in server order
+	defaults   []*server // the read set of requests without a cohort entry
+	cohorts    map[tenant.Cohort][]*server
+	metrics    *metrics
+	poller     *poller // nil without replicas
+	classified classifyCache
 
 	rr        atomic.Uint32 // assigns each conn its preferred replica
 	closeOnce sync.Once

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/reqcanary/canary/tenant"
@@ -354,6 +356,48 @@ func Explain(ctx context.Context, db *sql.DB, query string) (Route, error) {
 	return r, nil
 }
 
-// classifyCached classifies query. (A per-connector cache could sit here; the
-// classifier is linear and does not allocate, so none is needed.)
-func classifyCached(_ *connector, query string) statement { return classify(query) }
+// classifyCached classifies query through the connector's cache: most
+// applications run a bounded set of constant query strings, and a map lookup
+// costs a fraction of classifying them again.
+func classifyCached(c *connector, query string) statement { return c.classified.get(query) }
+
+// Bounds of the classification cache: texts longer than
+// classifyCacheMaxLen are classified every time, and once the cached texts
+// total classifyCacheMaxBytes no more are added.
+const (
+	classifyCacheMaxLen   = 8 << 10
+	classifyCacheMaxBytes = 4 << 20
+)
+
+// classifyCache maps query texts to their classification. It is safe for
+// concurrent use.
+type classifyCache struct {
+	mu    sync.RWMutex
+	m     map[string]statement
+	bytes int
+}
+
+func (cc *classifyCache) get(query string) statement {
+	if len(query) > classifyCacheMaxLen {
+		return classify(query)
+	}
+	cc.mu.RLock()
+	st, ok := cc.m[query]
+	cc.mu.RUnlock()
+	if ok {
+		return st
+	}
+	st = classify(query)
+	cc.mu.Lock()
+	if cc.bytes+len(query) <= classifyCacheMaxBytes {
+		if cc.m == nil {
+			cc.m = make(map[string]statement, 64)
+		}
+		if _, ok := cc.m[query]; !ok {
+			cc.m[strings.Clone(query)] = st
+			cc.bytes += len(query)
+		}
+	}
+	cc.mu.Unlock()
+	return st
+}

@@ -1,0 +1,232 @@
+package benchmarks
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/tenant"
+)
+
+// The dbwrap benchmarks measure what the wrapper adds to one query:
+//
+//   - over an in-memory driver that does no I/O (routing, classification,
+//     context lookups and forwarding only), against the same driver bare;
+//   - against raw pgx's stdlib driver for SELECT 1 on the real primary
+//     (CANARY_PG_PRIMARY), with dbwrap configured with the primary only, and
+//     with a replica too (the read then goes to the replica, as in
+//     production; it is measured on its own against bare pgx to the replica).
+
+// memConnector is a driver that answers every query with one row, no I/O.
+type memConnector struct{}
+
+func (memConnector) Connect(context.Context) (driver.Conn, error) { return memConn{}, nil }
+func (memConnector) Driver() driver.Driver                        { return memDriver{} }
+
+type memDriver struct{}
+
+func (memDriver) Open(string) (driver.Conn, error) { return memConn{}, nil }
+
+type memConn struct{}
+
+func (memConn) Prepare(string) (driver.Stmt, error) { return nil, driver.ErrSkip }
+func (memConn) Close() error                        { return nil }
+func (memConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip }
+func (memConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
+	return &memRows{}, nil
+}
+func (memConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+	return driver.RowsAffected(1), nil
+}
+
+var memColumns = []string{"n"}
+
+type memRows struct{ done bool }
+
+func (*memRows) Columns() []string { return memColumns }
+func (*memRows) Close() error      { return nil }
+func (r *memRows) Next(dest []driver.Value) error {
+	if r.done {
+		return io.EOF
+	}
+	r.done = true
+	dest[0] = int64(1)
+	return nil
+}
+
+const benchQuery = "SELECT id, name, price FROM products WHERE category_id = $1 AND price < $2 ORDER BY price LIMIT 20"
+
+var sinkInt int64
+
+func benchQueryRow(b *testing.B, db *sql.DB, ctx context.Context, query string, args ...any) {
+	b.Helper()
+	db.SetMaxIdleConns(4)
+	// Warm up the pool so that no connection is opened in the loop.
+	if err := db.QueryRowContext(ctx, query, args...).Scan(&sinkInt); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := db.QueryRowContext(ctx, query, args...).Scan(&sinkInt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func openMemWrapped(b *testing.B) *sql.DB {
+	b.Helper()
+	db, err := dbwrap.OpenDB(dbwrap.Connectors{
+		Primary:  memConnector{},
+		Replicas: []driver.Connector{memConnector{}},
+	}, dbwrap.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkDBWrapFake is one read through the in-memory driver: bare, and
+// through dbwrap (routed to the replica), without and with a request context
+// carrying tenant labels.
+func BenchmarkDBWrapFake(b *testing.B) {
+	bg := context.Background()
+	req := tenant.NewContext(bg, tenant.Labels{Tenant: "acme", UserHash: "0123456789abcdef0123456789abcdef", Cohort: tenant.Stable})
+	b.Run("bare", func(b *testing.B) {
+		db := sql.OpenDB(memConnector{})
+		defer db.Close()
+		benchQueryRow(b, db, bg, benchQuery, 3, 10)
+	})
+	b.Run("dbwrap", func(b *testing.B) {
+		benchQueryRow(b, openMemWrapped(b), bg, benchQuery, 3, 10)
+	})
+	b.Run("dbwrap-request", func(b *testing.B) {
+		benchQueryRow(b, openMemWrapped(b), req, benchQuery, 3, 10)
+	})
+}
+
+// BenchmarkDBWrapFakeExec is one write (Exec) through the in-memory driver.
+func BenchmarkDBWrapFakeExec(b *testing.B) {
+	ctx := context.Background()
+	run := func(b *testing.B, db *sql.DB) {
+		db.SetMaxIdleConns(4)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := db.ExecContext(ctx, "UPDATE products SET price = $1 WHERE id = $2", 10, 3); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("bare", func(b *testing.B) {
+		db := sql.OpenDB(memConnector{})
+		defer db.Close()
+		run(b, db)
+	})
+	b.Run("dbwrap", func(b *testing.B) { run(b, openMemWrapped(b)) })
+}
+
+func pgConnector(b *testing.B, dsn string) driver.Connector {
+	b.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return stdlib.GetConnector(*cfg)
+}
+
+// BenchmarkDBWrapPG is SELECT 1 on the real servers: raw pgx stdlib against
+// dbwrap over the same connectors.
+func BenchmarkDBWrapPG(b *testing.B) {
+	primary, replica := os.Getenv("CANARY_PG_PRIMARY"), os.Getenv("CANARY_PG_REPLICA")
+	if primary == "" || replica == "" {
+		b.Skip("CANARY_PG_PRIMARY / CANARY_PG_REPLICA not set: run `make bench`")
+	}
+	ctx := context.Background()
+	b.Run("primary/pgx", func(b *testing.B) {
+		db := sql.OpenDB(pgConnector(b, primary))
+		defer db.Close()
+		benchQueryRow(b, db, ctx, "SELECT 1")
+	})
+	b.Run("primary/dbwrap", func(b *testing.B) {
+		db, err := dbwrap.OpenDB(dbwrap.Connectors{Primary: pgConnector(b, primary)}, dbwrap.Config{DriverName: "pgx"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		benchQueryRow(b, db, ctx, "SELECT 1")
+	})
+	b.Run("replica/pgx", func(b *testing.B) {
+		db := sql.OpenDB(pgConnector(b, replica))
+		defer db.Close()
+		benchQueryRow(b, db, ctx, "SELECT 1")
+	})
+	b.Run("replica/dbwrap", func(b *testing.B) {
+		db, err := dbwrap.OpenDB(dbwrap.Connectors{
+			Primary:  pgConnector(b, primary),
+			Replicas: []driver.Connector{pgConnector(b, replica)},
+		}, dbwrap.Config{DriverName: "pgx"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		benchQueryRow(b, db, ctx, "SELECT 1")
+	})
+}
+
+// BenchmarkDBWrapPGWrite is one INSERT on the real primary: raw pgx, dbwrap
+// outside a request (no token to record), and dbwrap inside a request, where
+// the write position is read right after the write on the same connection
+// (SELECT pg_current_wal_insert_lsn(): the cost of read-your-writes).
+func BenchmarkDBWrapPGWrite(b *testing.B) {
+	primary, replica := os.Getenv("CANARY_PG_PRIMARY"), os.Getenv("CANARY_PG_REPLICA")
+	if primary == "" || replica == "" {
+		b.Skip("CANARY_PG_PRIMARY / CANARY_PG_REPLICA not set: run `make bench`")
+	}
+	ctx := context.Background()
+	setup := sql.OpenDB(pgConnector(b, primary))
+	defer setup.Close()
+	table := fmt.Sprintf("dbwrap_bench_%d", os.Getpid())
+	if _, err := setup.ExecContext(ctx, "CREATE TABLE "+table+" (id bigserial primary key, v int)"); err != nil {
+		b.Fatal(err)
+	}
+	defer setup.ExecContext(ctx, "DROP TABLE "+table)
+	insert := "INSERT INTO " + table + " (v) VALUES ($1)"
+	run := func(b *testing.B, db *sql.DB, ctx context.Context) {
+		db.SetMaxIdleConns(4)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := db.ExecContext(ctx, insert, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	wrapped := func(b *testing.B) *sql.DB {
+		db, err := dbwrap.OpenDB(dbwrap.Connectors{
+			Primary:  pgConnector(b, primary),
+			Replicas: []driver.Connector{pgConnector(b, replica)},
+		}, dbwrap.Config{DriverName: "pgx"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	}
+	b.Run("pgx", func(b *testing.B) {
+		db := sql.OpenDB(pgConnector(b, primary))
+		defer db.Close()
+		run(b, db, ctx)
+	})
+	b.Run("dbwrap", func(b *testing.B) { run(b, wrapped(b), ctx) })
+	b.Run("dbwrap-request", func(b *testing.B) {
+		run(b, wrapped(b), tenant.NewContext(ctx, tenant.Labels{Tenant: "acme"}))
+	})
+}
