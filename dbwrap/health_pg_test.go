@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/reqcanary/canary/tenant"
 )
 
 // A replica lagging more than MaxReplicaLag is taken out, and comes back
@@ -41,4 +43,35 @@ func TestPGLaggingReplicaTakenOutWithHysteresis(t *testing.T) {
 	eventually(t, "the replica serves reads again", func() bool {
 		return who(t, ctx, db).InRecovery
 	})
+}
+
+// With ConsistencyWait, a read that carries a token the poller has not seen
+// replayed yet asks the replica and waits for it, instead of going to the
+// primary; with replay paused it gives up after the wait.
+func TestPGConsistencyWait(t *testing.T) {
+	e := newPGEnv(t)
+	cfg := e.config()
+	cfg.PollInterval = time.Hour // the poller's positions stay old
+	cfg.MaxReplicaLag = time.Hour
+	cfg.ConsistencyWait = 3 * time.Second
+	db := e.open(t, cfg)
+	tbl := e.table(t, "id int")
+	req := tenant.NewContext(context.Background(), tenant.Labels{Tenant: "acme"})
+	if _, err := db.ExecContext(req, "insert into "+tbl+" values (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if a := who(t, req, db); !a.InRecovery {
+		t.Errorf("read after the write went to %+v, want the replica after waiting for it", a)
+	}
+	var n int
+	if err := db.QueryRowContext(req, "select count(*) from "+tbl).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the replica read %d rows (err %v), want 1", n, err)
+	}
+	e.pauseReplay(t)
+	if _, err := db.ExecContext(req, "insert into "+tbl+" values (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(req, "select count(*) from "+tbl).Scan(&n); err != nil || n != 2 {
+		t.Errorf("with replay paused the read saw %d rows (err %v), want 2 from the primary", n, err)
+	}
 }
