@@ -82,6 +82,17 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("baseline=chi+RequestID", func(b *testing.B) {
 		runBench(b, benchRouter(b, chimw.RequestID), benchRequest(labelledHeaders...))
 	})
+	// floor: the two allocations any labelling middleware of this shape
+	// makes (the labels context and the derived request), and nothing else.
+	b.Run("floor=chi+NewContext+WithContext", func(b *testing.B) {
+		floor := func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				l := tenant.Labels{Tenant: "globex", Cohort: tenant.Stable, Reason: tenant.ReasonPercent}
+				next.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), l)))
+			})
+		}
+		runBench(b, benchRouter(b, floor), benchRequest(labelledHeaders...))
+	})
 	b.Run("canary/tenant+user", func(b *testing.B) {
 		runBench(b, benchRouter(b, benchEngine(b).Middleware), benchRequest(labelledHeaders...))
 	})

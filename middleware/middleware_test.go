@@ -265,3 +265,18 @@ func TestTraceParent(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderSourceMatchesHTTPHeader(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	for _, k := range []string{"x-tenant-id", "X-USER-ID", "x-canary", "X-Canary-Decision", "traceparent", "baggage", "x-rollout"} {
+		h.Add(k, "v-"+k)
+	}
+	src := headerSource(h)
+	for _, k := range []string{tenant.HeaderTenant, tenant.HeaderUser, tenant.HeaderOverride, tenant.HeaderDecision,
+		tenant.HeaderTraceParent, tenant.HeaderBaggage, "X-Rollout", "x-rollout", "X-Absent"} {
+		if got, want := src.Values(k), h.Values(k); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("Values(%q) = %q, want %q", k, got, want)
+		}
+	}
+}

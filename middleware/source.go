@@ -27,6 +27,8 @@ func (h headerSource) Values(key string) []string {
 		return h[canonTenant]
 	case tenant.HeaderUser:
 		return h[canonUser]
+	case tenant.HeaderOverride, tenant.HeaderDecision, tenant.HeaderTraceParent, tenant.HeaderBaggage:
+		return h[key] // canonical as written
 	}
 	return http.Header(h).Values(key)
 }
