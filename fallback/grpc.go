@@ -216,22 +216,36 @@ func grpcBreakerFailure(err error) bool {
 	return false
 }
 
-// grpcStatus maps the errors of our policies to gRPC status errors; status
-// errors pass through untouched. It is the one place where this mapping
-// happens.
+// grpcStatus maps the errors of our policies to gRPC status errors that
+// still wrap them (errors.Is(err, ErrNotReplayed), timeout.ErrExceeded…);
+// status errors pass through untouched. It is the one place where this
+// mapping happens.
 func grpcStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	code := codes.Unknown
 	switch {
 	case errors.Is(err, timeout.ErrExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		code = codes.DeadlineExceeded
 	case errors.Is(err, circuitbreaker.ErrOpen):
-		return status.Error(codes.Unavailable, err.Error())
+		code = codes.Unavailable
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		code = codes.DeadlineExceeded
 	}
-	return status.Error(codes.Unknown, err.Error())
+	return &statusError{st: status.New(code, err.Error()), err: err}
 }
+
+// statusError is a gRPC status error that wraps the error it reports.
+type statusError struct {
+	st  *status.Status
+	err error
+}
+
+func (e *statusError) Error() string {
+	return "rpc error: code = " + e.st.Code().String() + " desc = " + e.st.Message()
+}
+func (e *statusError) GRPCStatus() *status.Status { return e.st }
+func (e *statusError) Unwrap() error              { return e.err }
