@@ -13,43 +13,6 @@ import (
 	"time"
 )
 
-// A signed decision is how a service that decided a request's cohort tells
-// the next hop, in one header ([HeaderDecision], metadata "x-canary-decision"),
-// so that the hop can honour exactly that decision instead of deciding afresh.
-//
-// Wire format, version 1 (one line of printable ASCII, at most
-// [MaxDecisionLen] bytes):
-//
-//	v1;c=<cohort>;b=<bucket>;t=<tenant>;u=<user hash>;r=<reason>;p=<plan version>;e=<expiry>;s=<mac>
-//
-// for example
-//
-//	v1;c=canary;b=1234;t=acme;u=0f1e2d3c4b5a69788796a5b4c3d2e1f0;r=percent;p=7;e=1767225600;s=<43 characters>
-//
-// The fields appear exactly once each, in exactly this order, separated by
-// ';' with no spaces:
-//
-//   - c: the cohort, "stable" or "canary".
-//   - b: the bucket, -1 ([NoBucket]) or 0..9999.
-//   - t: the tenant id, empty or valid per [CheckTenant].
-//   - u: the user hash, empty or 32 lowercase hex digits.
-//   - r: the reason, 0..32 bytes of [a-z0-9-].
-//   - p: the plan version, 0..2147483647.
-//   - e: the expiry, in Unix seconds, 1..99999999999. A decision is expired
-//     from that second on.
-//   - s: the MAC: HMAC-SHA256, keyed by the shared signing key, over every
-//     byte of the value before "s=" (that is, "v1;c=...;e=<expiry>;",
-//     including the version and the final ';'), encoded as unpadded base64url
-//     (RFC 4648 section 5): always 43 characters.
-//
-// Integers are in canonical decimal: no sign except the '-' of -1, no leading
-// zeros. Since the MAC covers the exact bytes and the encoding is canonical, a
-// decision has exactly one valid encoding under a key. A non-Go service
-// honours a decision by checking the version prefix "v1;", recomputing the
-// HMAC over the bytes before "s=", comparing it in constant time, checking
-// the expiry and then the fields as above. Values of any other version must be
-// rejected ([ErrDecisionVersion]).
-
 // DecisionVersion is the version prefix of the decision format this package
 // writes and reads.
 const DecisionVersion = "v1"
@@ -86,11 +49,46 @@ var (
 	ErrDecisionExpired = errors.New("decision expired")
 )
 
-// Decision is a cohort decision as it travels between services, signed (see
-// the format above). It carries everything a downstream hop needs to label a
-// request exactly as the deciding hop did, and never the raw user id.
+// Decision is a cohort decision as it travels between services, signed. It
+// carries everything a downstream hop needs to label a request exactly as the
+// deciding hop did, and never the raw user id. Decision is a plain value.
 //
-// Decision is a plain value.
+// A signed decision is how a service that decided a request's cohort tells
+// the next hop, in one header ([HeaderDecision], metadata "x-canary-decision"),
+// so that the hop can honour exactly that decision instead of deciding afresh.
+//
+// Wire format, version 1 (one line of printable ASCII, at most
+// [MaxDecisionLen] bytes):
+//
+//	v1;c=<cohort>;b=<bucket>;t=<tenant>;u=<user hash>;r=<reason>;p=<plan version>;e=<expiry>;s=<mac>
+//
+// for example
+//
+//	v1;c=canary;b=1234;t=acme;u=0f1e2d3c4b5a69788796a5b4c3d2e1f0;r=percent;p=7;e=1767225600;s=<43 characters>
+//
+// The fields appear exactly once each, in exactly this order, separated by
+// ';' with no spaces:
+//
+//   - c: the cohort, "stable" or "canary".
+//   - b: the bucket, -1 ([NoBucket]) or 0..9999.
+//   - t: the tenant id, empty or valid per [CheckTenant].
+//   - u: the user hash, empty or 32 lowercase hex digits.
+//   - r: the reason, 0..32 bytes of [a-z0-9-].
+//   - p: the plan version, 0..2147483647.
+//   - e: the expiry, in Unix seconds, 1..99999999999. A decision is expired
+//     from that second on.
+//   - s: the MAC: HMAC-SHA256, keyed by the shared signing key, over every
+//     byte of the value before "s=" (that is, "v1;c=...;e=<expiry>;",
+//     including the version and the final ';'), encoded as unpadded base64url
+//     (RFC 4648 section 5): always 43 characters.
+//
+// Integers are in canonical decimal: no sign except the '-' of -1, no leading
+// zeros. Since the MAC covers the exact bytes and the encoding is canonical, a
+// decision has exactly one valid encoding under a key. A non-Go service
+// honours a decision by checking the version prefix "v1;", recomputing the
+// HMAC over the bytes before "s=", comparing it in constant time, checking
+// the expiry and then the fields as above. Values of any other version must be
+// rejected ([ErrDecisionVersion]).
 type Decision struct {
 	Cohort      Cohort    // "stable" or "canary"
 	Bucket      int       // [NoBucket] or 0..9999
