@@ -85,10 +85,11 @@ var (
 // Integers are in canonical decimal: no sign except the '-' of -1, no leading
 // zeros. Since the MAC covers the exact bytes and the encoding is canonical, a
 // decision has exactly one valid encoding under a key. A non-Go service
-// honours a decision by checking the version prefix "v1;", recomputing the
-// HMAC over the bytes before "s=", comparing it in constant time, checking
-// the expiry and then the fields as above. Values of any other version must be
-// rejected ([ErrDecisionVersion]).
+// honours a decision by checking the version prefix "v1;", parsing and
+// checking the fields as above, recomputing the HMAC over the bytes before
+// "s=" with each key it accepts and comparing it in constant time, and only
+// then checking the expiry (a value whose MAC fails is a forgery, expired or
+// not). Values of any other version must be rejected ([ErrDecisionVersion]).
 type Decision struct {
 	Cohort      Cohort    // "stable" or "canary"
 	Bucket      int       // [NoBucket] or 0..9999
