@@ -7,7 +7,9 @@
 // sets the X-Canary-Cohort response header, and records the OpenTelemetry
 // feature-flag attributes on the active span when that span is recording.
 // Input that breaks canary's limits is answered with 400 and a JSON body that
-// names the header; the handler is then not called.
+// names the header; the handler is then not called. When a tracing
+// middleware that starts its own span (otelhttp) is mounted inside, add
+// [Annotate] after it so that span carries the attributes too.
 //
 // The package depends only on the tenant vocabulary, net/http and the
 // OpenTelemetry trace API: it never imports the root canary package, whose
