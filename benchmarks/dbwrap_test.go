@@ -26,6 +26,9 @@ import (
 //     production; it is measured on its own against bare pgx to the replica).
 
 // memConnector is a driver that answers every query with one row, no I/O.
+// Its conns implement the optional interfaces pgx's stdlib conns implement
+// (CheckNamedValue accepting everything, ResetSession, Ping), so the bare
+// baseline takes the same database/sql paths as a real driver.
 type memConnector struct{}
 
 func (memConnector) Connect(context.Context) (driver.Conn, error) { return memConn{}, nil }
@@ -43,6 +46,9 @@ func (memConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip
 func (memConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
 	return &memRows{}, nil
 }
+func (memConn) CheckNamedValue(*driver.NamedValue) error { return nil }
+func (memConn) ResetSession(context.Context) error       { return nil }
+func (memConn) Ping(context.Context) error               { return nil }
 func (memConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
 	return driver.RowsAffected(1), nil
 }
