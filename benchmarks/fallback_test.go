@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/failsafehttp"
+	"github.com/failsafe-go/failsafe-go/timeout"
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/reqcanary/canary/fallback"
@@ -109,6 +112,17 @@ func BenchmarkFallbackOverheadInMemory(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			roundTrip(b, cannedTransport{}, req)
+		}
+	})
+	b.Run("failsafehttp-breaker-timeout", func(b *testing.B) {
+		// The floor: failsafe-go's own round tripper with the same two
+		// policies the fallback transport runs per attempt.
+		rt := failsafehttp.NewRoundTripper(cannedTransport{},
+			circuitbreaker.NewBuilder[*http.Response]().WithFailureThreshold(5).Build(),
+			timeout.New[*http.Response](time.Second))
+		b.ReportAllocs()
+		for b.Loop() {
+			roundTrip(b, rt, req)
 		}
 	})
 	b.Run("fallback-stable", func(b *testing.B) {

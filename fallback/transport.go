@@ -87,14 +87,14 @@ type transport struct {
 var _ Transport = (*transport)(nil)
 
 // hop is one endpoint: its base URL, its circuit breaker (shared by all
-// requests) and a failsafehttp round tripper per cohort, which runs each
-// attempt inside the breaker and the cohort's timeout.
+// requests) and an executor per cohort, which failsafehttp runs each
+// attempt in: the breaker and the cohort's timeout.
 type hop struct {
 	role    role
 	base    *url.URL
 	prefix  string // base path without trailing slash, "" for none
 	cb      circuitbreaker.CircuitBreaker[*http.Response]
-	rt      [2]http.RoundTripper
+	exec    [2]failsafe.Executor[*http.Response] // breaker + the cohort's timeout
 	timeout [2]time.Duration
 }
 
@@ -174,8 +174,7 @@ func (t *transport) newHop(r role, u *url.URL) *hop {
 		WithDelay(b.Delay).
 		Build()
 	for ci := range 2 {
-		h.rt[ci] = failsafehttp.NewRoundTripperWithExecutor(t.rec,
-			failsafe.With[*http.Response](h.cb, timeout.New[*http.Response](h.timeout[ci])))
+		h.exec[ci] = failsafe.With[*http.Response](h.cb, timeout.New[*http.Response](h.timeout[ci]))
 	}
 	return h
 }
@@ -291,7 +290,7 @@ func (h *hop) do(st *reqState) (*http.Response, error) {
 	t := st.t
 	st.cur, st.sent, st.last = h.role, false, nil
 	st.gotConn.Store(false)
-	rt := h.rt[st.ci]
+	ex := h.exec[st.ci]
 	if st.cacheable {
 		// Leave CacheTimeout before the request's deadline, so that a
 		// stale answer can still be served when this attempt fails.
@@ -302,8 +301,7 @@ func (h *hop) do(st *reqState) (*http.Response, error) {
 					t.m.attempt(st, h.role, reasonDeadline)
 					return nil, fmt.Errorf("%s: %w", h.role, ErrNoTime)
 				}
-				rt = failsafehttp.NewRoundTripperWithExecutor(t.rec,
-					failsafe.With[*http.Response](h.cb, timeout.New[*http.Response](left)))
+				ex = failsafe.With[*http.Response](h.cb, timeout.New[*http.Response](left))
 			}
 		}
 	}
@@ -312,7 +310,12 @@ func (h *hop) do(st *reqState) (*http.Response, error) {
 		t.m.attempt(st, h.role, reasonError)
 		return nil, err
 	}
-	resp, err := rt.RoundTrip(out)
+	// The request's context travels in the executor, and the attempt's
+	// request has none of its own: failsafehttp then derives each attempt's
+	// context from the executor's (values, deadline and cancellation of the
+	// caller's request, plus the timeout) without merging two contexts,
+	// which would cost a goroutine per attempt.
+	resp, err := failsafehttp.NewRoundTripperWithExecutor(t.rec, ex.WithContext(st.hopCtx)).RoundTrip(out)
 	if out.Body != nil {
 		// failsafehttp read a plain body into memory and never closes it;
 		// a seekable body is the transport's to close.
@@ -513,10 +516,11 @@ func (st *reqState) addTrail(r role, why reason, status int) {
 }
 
 // hopRequest returns the request for one attempt on h: a shallow copy of
-// the caller's request with the endpoint's URL and a fresh body.
+// the caller's request with the endpoint's URL and a fresh body, and
+// context.Background() as its context (see do).
 func (st *reqState) hopRequest(h *hop) (*http.Request, error) {
 	r := st.req
-	out := r.WithContext(st.hopCtx)
+	out := r.WithContext(context.Background())
 	u := *r.URL
 	u.Scheme, u.Host = h.base.Scheme, h.base.Host
 	if h.prefix != "" {
