@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -289,6 +290,31 @@ func TestPrimaryUnavailableFailsFast(t *testing.T) {
 	}
 	if got := e.server(t, context.Background(), "select 1"); got != "replica" {
 		t.Errorf("read with the primary down went to %s", got)
+	}
+	if err := e.db.Ping(); !errors.Is(err, ErrPrimaryUnavailable) {
+		t.Errorf("Ping with the primary down: %v, want ErrPrimaryUnavailable", err)
+	}
+	e.primary.fail.Store(nil)
+	if err := e.db.Ping(); err == nil {
+		t.Error("Ping right after the failure did not fail fast")
+	}
+}
+
+func TestNewConnectorCloseStopsPoller(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	log := &fakeLog{}
+	c, err := NewConnector(Connectors{
+		Primary:  &fakeConnector{server: "primary", log: log},
+		Replicas: []driver.Connector{&fakeConnector{server: "replica", log: log}},
+	}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(io.Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(io.Closer).Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }
 
