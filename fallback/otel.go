@@ -2,6 +2,7 @@ package fallback
 
 import (
 	"context"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"go.opentelemetry.io/otel"
@@ -175,6 +176,14 @@ func (in *instruments) fallback(ctx context.Context, from, to role, why reason) 
 		span.AddEvent(EventFallback, trace.WithAttributes(in.dep,
 			AttrFallbackFrom.String(from.String()), AttrFallbackTo.String(to.String()),
 			AttrFallbackReason.String(why.String())))
+	}
+}
+
+// cacheHit adds the EventCacheHit span event: the answer came from the
+// cache, stored age ago.
+func (in *instruments) cacheHit(ctx context.Context, age time.Duration) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(EventCacheHit, trace.WithAttributes(in.dep, attribute.Int64("canary.cache.age_seconds", int64(age/time.Second))))
 	}
 }
 

@@ -143,6 +143,24 @@ func TestSpanEvents(t *testing.T) {
 	if !found {
 		t.Fatalf("no %s event canary→stable (connect) in %+v", EventFallback, spans[0].Events())
 	}
+
+	// A cached answer adds EventCacheHit.
+	ctr, sw := cacheSetup(t, memCache(t), nil, nil)
+	ctx = labelled(tenant.Stable, "acme", "")
+	do(t, ctr, ctx, "GET", "http://dep/c", "")
+	sw.broken.Store(true)
+	ctx, span = tp.Tracer("test").Start(ctx, "cached call")
+	if r := do(t, ctr, ctx, "GET", "http://dep/c", ""); r.servedBy != "cache" {
+		t.Fatalf("%+v", r)
+	}
+	span.End()
+	var names []string
+	for _, ev := range rec.Ended()[1].Events() {
+		names = append(names, ev.Name)
+	}
+	if strings.Join(names, ",") != EventFallback+","+EventCacheHit {
+		t.Fatalf("events %v, want %s then %s", names, EventFallback, EventCacheHit)
+	}
 }
 
 // TestMeterProviderDefaultIsGlobal: without a MeterProvider, the transport

@@ -277,6 +277,7 @@ func (t *transport) next(st *reqState, to role, resp *http.Response, err error) 
 		st.addTrail(from, why, status)
 		discard(resp)
 		st.cur = roleCache
+		t.m.cacheHit(st, time.Since(e.Stored))
 		return st.fromEntry(e), nil
 	}
 	t.m.fallback(st, from, to, why)
