@@ -1,6 +1,13 @@
 package interceptors
 
-import "github.com/reqcanary/canary/tenant"
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/reqcanary/canary/tenant"
+)
 
 // Option configures the interceptors. Options that concern only one side
 // (server or client) are ignored by the other.
@@ -11,7 +18,8 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	sign tenant.SignFunc
+	sign    tenant.SignFunc
+	outcome OutcomeFunc
 }
 
 func newConfig(opts []Option) config {
@@ -35,6 +43,31 @@ func WithSigner(sign tenant.SignFunc) Option {
 	return optionFunc(func(c *config) {
 		if sign != nil {
 			c.sign = sign
+		}
+	})
+}
+
+// OutcomeFunc receives the outcome of one labelled server call: the labelled
+// context the handler ran with, the call's labels, the status code of the
+// handler's error (codes.OK for nil) and how long the handler took.
+type OutcomeFunc func(ctx context.Context, l tenant.Labels, code codes.Code, elapsed time.Duration)
+
+// WithOutcome makes the server interceptors call fn after the handler of each
+// labelled call returns, with the call's labels, the status code the client
+// will see for the handler's error (a status error's code; codes.Canceled or
+// codes.DeadlineExceeded for the context errors; codes.Unknown for any other
+// error; codes.OK for nil) and the handler's duration, measured from just
+// before the handler runs. For a stream, the handler returns when the stream
+// ends. Calls rejected before the handler (invalid metadata, a failed
+// decision) are not reported. fn runs on the call's goroutine, so it must be
+// fast and safe for concurrent use.
+//
+// Default: nil, nothing is called and no clock is read. A nil fn keeps the
+// default. The client interceptors ignore this option.
+func WithOutcome(fn func(ctx context.Context, l tenant.Labels, code codes.Code, elapsed time.Duration)) Option {
+	return optionFunc(func(c *config) {
+		if fn != nil {
+			c.outcome = fn
 		}
 	})
 }

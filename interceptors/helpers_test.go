@@ -129,12 +129,13 @@ func labelsFor(tn, user string, override tenant.Cohort, trusted bool, trace stri
 
 // setup configures one test server and its client connection.
 type setup struct {
-	decider    tenant.Decider // nil: the recorder's decider
-	noDecider  bool           // build the server interceptors with a nil Decider
-	tcp        bool           // real loopback TCP instead of bufconn
-	serverOpts []grpc.ServerOption
-	dialOpts   []grpc.DialOption
-	clientOpts []interceptors.Option
+	decider         tenant.Decider // nil: the recorder's decider
+	noDecider       bool           // build the server interceptors with a nil Decider
+	tcp             bool           // real loopback TCP instead of bufconn
+	serverOpts      []grpc.ServerOption
+	dialOpts        []grpc.DialOption
+	clientOpts      []interceptors.Option
+	interceptorOpts []interceptors.Option // options of canary's server interceptors
 }
 
 // start runs a gRPC server with the health service behind canary's server
@@ -148,8 +149,8 @@ func start(t *testing.T, s setup) (*grpc.ClientConn, *recorder) {
 		d = rec.decider()
 	}
 	opts := append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(interceptors.UnaryServer(d), rec.unary),
-		grpc.ChainStreamInterceptor(interceptors.StreamServer(d), rec.stream),
+		grpc.ChainUnaryInterceptor(interceptors.UnaryServer(d, s.interceptorOpts...), rec.unary),
+		grpc.ChainStreamInterceptor(interceptors.StreamServer(d, s.interceptorOpts...), rec.stream),
 	}, s.serverOpts...)
 	srv := grpc.NewServer(opts...)
 	hs := health.NewServer()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -31,30 +32,72 @@ import (
 // A call whose metadata breaks canary's limits fails with
 // codes.InvalidArgument and a message naming the key; any other error from d
 // fails it with codes.Internal (or the code the error carries). A nil d fails
-// every call with codes.Internal. No option concerns the server side yet;
-// opts are accepted so that one option list can serve both sides. The
-// interceptor is safe for concurrent use if d is.
+// every call with codes.Internal. [WithOutcome] reports each labelled call's
+// outcome; client-side options are ignored, so that one option list can serve
+// both sides. The interceptor is safe for concurrent use if d is.
 func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
+	c := newConfig(opts)
+	if c.outcome == nil {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			ctx, err := label(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}
+	}
+	outcome := c.outcome
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := label(ctx, d)
 		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		report(ctx, outcome, err, time.Since(start))
+		return resp, err
 	}
 }
 
 // StreamServer returns a stream server interceptor that labels each stream
 // as [UnaryServer] labels a unary call: the handler's stream returns the
-// labelled context from Context().
+// labelled context from Context(). With [WithOutcome], the outcome is
+// reported when the handler returns.
 func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor {
+	c := newConfig(opts)
+	outcome := c.outcome
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := label(ss.Context(), d)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+		if outcome == nil {
+			return handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+		}
+		start := time.Now()
+		err = handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+		report(ctx, outcome, err, time.Since(start))
+		return err
 	}
+}
+
+// report hands fn the outcome of a labelled call whose handler returned err.
+func report(ctx context.Context, fn OutcomeFunc, err error, elapsed time.Duration) {
+	l, _ := tenant.FromContext(ctx)
+	fn(ctx, l, codeOf(err), elapsed)
+}
+
+// codeOf returns the status code the client sees for a handler error, as
+// grpc's server derives it: the code of a status error, the context errors
+// mapped to Canceled and DeadlineExceeded, Unknown otherwise.
+func codeOf(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return status.FromContextError(err).Code()
 }
 
 // labelledStream is a ServerStream whose context carries the labels.
