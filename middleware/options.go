@@ -1,6 +1,10 @@
 package middleware
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/reqcanary/canary/tenant"
+)
 
 // DefaultFlagKey is the feature_flag.key attribute [New] records unless
 // [WithFlagKey] names another.
@@ -11,6 +15,8 @@ type config struct {
 	proxies       []netip.Prefix
 	requireTenant bool
 	flagKey       string
+	sign          tenant.SignFunc // Transport: WithSigner
+	stripDecision bool            // New: WithStripDecision
 }
 
 func newConfig(opts []Option) config {

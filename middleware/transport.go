@@ -1,0 +1,139 @@
+package middleware
+
+import (
+	"fmt"
+	"net/http"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Transport returns an http.RoundTripper that writes the labels of the
+// calling request (the [tenant.Labels] in the outgoing request's context)
+// onto a copy of each outgoing request, as [tenant.Propagate] describes, and
+// sends the copy through base:
+//
+//   - X-Tenant-ID, when the labels have a tenant;
+//   - the cohort under X-Canary, which a downstream that trusts this peer
+//     honours;
+//   - the baggage members canary.cohort, canary.tenant and canary.bucket,
+//     merged into any Baggage the request already has, within the W3C limits;
+//   - with [WithSigner], the signed decision under X-Canary-Decision; without
+//     it, any X-Canary-Decision the request carries is removed, so a stale
+//     decision is never forwarded;
+//   - Traceparent (and Tracestate) from the span context in the request's
+//     context, when the request has no Traceparent of its own: the next hop
+//     continues the same trace even when no OpenTelemetry propagator is
+//     registered. A Traceparent already set (by otelhttp, say) is kept.
+//
+// X-User-ID is always removed from a labelled request: the raw user id never
+// leaves the edge. Headers the transport sets replace any values the request
+// had, never repeat them.
+//
+// A request whose context carries no labels (a background job, a call made
+// outside any labelled request) is passed to base unchanged: canary has no
+// decision to propagate, and the headers the caller set are the caller's.
+//
+// The caller's request is never modified (the RoundTripper contract): the
+// transport copies the request and its header map before writing. If the
+// signer fails, the request is not sent; its body is closed and the error,
+// which names X-Canary-Decision, is returned.
+//
+// A nil base means [http.DefaultTransport], resolved when Transport is
+// called. CloseIdleConnections is forwarded to base when base has it. The
+// returned RoundTripper is safe for concurrent use if base is. Options that
+// concern only [New] are ignored.
+func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c := newConfig(opts)
+	return &transport{base: base, sign: c.sign}
+}
+
+// WithSigner makes [Transport] send the signed decision that sign returns
+// for the calling request's labels, under X-Canary-Decision
+// (tenant.DecisionSigner.LabelSigner makes one). [New] ignores it.
+//
+// Default: nil, no decision is sent, and any X-Canary-Decision already on
+// the outgoing request is removed. A nil sign keeps the default.
+func WithSigner(sign tenant.SignFunc) Option {
+	return optionFunc(func(c *config) {
+		if sign != nil {
+			c.sign = sign
+		}
+	})
+}
+
+// transport is the RoundTripper Transport returns.
+type transport struct {
+	base http.RoundTripper
+	sign tenant.SignFunc
+}
+
+var _ http.RoundTripper = (*transport)(nil)
+
+// RoundTrip sends a labelled copy of req through the base transport.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	l, ok := tenant.FromContext(req.Context())
+	if !ok {
+		return t.base.RoundTrip(req)
+	}
+	out := new(http.Request)
+	*out = *req
+	out.Header = cloneHeader(req.Header)
+	if err := tenant.Propagate(out.Header, tenant.HTTP, l, t.sign); err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, fmt.Errorf("canary transport: %w", err)
+	}
+	if len(out.Header[tenant.HeaderTraceParent]) == 0 {
+		injectTrace(out.Header, trace.SpanContextFromContext(req.Context()))
+	}
+	return t.base.RoundTrip(out)
+}
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// when it has such a method; http.Client.CloseIdleConnections calls it.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// cloneHeader returns a deep copy of h with room for the headers the
+// transport adds; never nil.
+func cloneHeader(h http.Header) http.Header {
+	if h == nil {
+		return make(http.Header, 4)
+	}
+	return h.Clone()
+}
+
+// injectTrace writes the W3C traceparent (and tracestate) of sc onto h when
+// sc is valid.
+func injectTrace(h http.Header, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	const digits = "0123456789abcdef"
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	for i, x := range tid {
+		b[3+2*i], b[4+2*i] = digits[x>>4], digits[x&0x0f]
+	}
+	b[35] = '-'
+	for i, x := range sid {
+		b[36+2*i], b[37+2*i] = digits[x>>4], digits[x&0x0f]
+	}
+	b[52] = '-'
+	f := byte(sc.TraceFlags() & trace.FlagsSampled)
+	b[53], b[54] = digits[f>>4], digits[f&0x0f]
+	h[tenant.HeaderTraceParent] = []string{string(b[:])}
+	if ts := sc.TraceState().String(); ts != "" {
+		h[headerTraceState] = []string{ts}
+	}
+}
