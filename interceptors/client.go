@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -20,6 +22,12 @@ import (
 // decision under x-canary-decision when [WithSigner] is given. It removes
 // x-user-id: the raw user id never leaves the edge. Keys it sets are
 // replaced, never repeated.
+//
+// When the call's metadata has no traceparent and the context carries a
+// valid span context (the HTTP middleware puts the caller's there), it also
+// writes that span context's traceparent (and tracestate), so the trace
+// continues without a registered propagator; a stats handler such as
+// otelgrpc.NewClientHandler then replaces it with its client span's.
 //
 // When the context carries OpenTelemetry baggage, canary's members are also
 // set there, so that an otelgrpc client handler propagating baggage writes
@@ -59,6 +67,12 @@ func (c config) outgoing(ctx context.Context) (context.Context, error) {
 		return ctx, nil
 	}
 	w := tenant.GRPC
+	// Without an OpenTelemetry propagator (otelgrpc's client handler),
+	// nothing else would carry the trace: write the span context's
+	// traceparent unless the call already has one. A stats handler running
+	// later replaces it with its own client span's.
+	sc := trace.SpanContextFromContext(ctx)
+	addTrace := sc.IsValid() && !present(ctx, w.TraceParent)
 	var err error
 	if present(ctx, w.User) || present(ctx, w.Override) || present(ctx, w.Decision) || present(ctx, w.Baggage) ||
 		(l.Tenant != "" && present(ctx, w.Tenant)) {
@@ -68,11 +82,19 @@ func (c config) outgoing(ctx context.Context) (context.Context, error) {
 			md = metadata.MD{}
 		}
 		err = tenant.Propagate(MD(md), w, l, c.sign)
+		if addTrace {
+			propagation.TraceContext{}.Inject(ctx, mdCarrier(md))
+		}
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	} else {
-		var buf [8]string
+		var buf [12]string
 		var kv []string
 		kv, err = tenant.AppendOutbound(buf[:0], w, l, c.sign)
+		if addTrace {
+			tc := &kvCarrier{}
+			propagation.TraceContext{}.Inject(ctx, tc)
+			kv = append(kv, tc.kv...)
+		}
 		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	}
 	if err != nil {
@@ -95,3 +117,33 @@ func withBaggage(ctx context.Context, bg baggage.Baggage, l tenant.Labels) conte
 	merged, _ := baggage.Parse(tenant.MergeBaggage(bg.String(), l))
 	return baggage.ContextWithBaggage(ctx, merged)
 }
+
+// mdCarrier writes a propagator's keys into gRPC metadata.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(key string) string {
+	if vs := metadata.MD(c).Get(key); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+func (c mdCarrier) Keys() []string {
+	ks := make([]string, 0, len(c))
+	for k := range c {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// kvCarrier collects a propagator's keys as metadata key, value pairs.
+type kvCarrier struct{ kv []string }
+
+func (c *kvCarrier) Get(string) string     { return "" }
+func (c *kvCarrier) Set(key, value string) { c.kv = append(c.kv, key, value) }
+func (c *kvCarrier) Keys() []string        { return nil }
+
+var (
+	_ propagation.TextMapCarrier = mdCarrier(nil)
+	_ propagation.TextMapCarrier = (*kvCarrier)(nil)
+)

@@ -20,6 +20,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	sign    tenant.SignFunc
 	outcome OutcomeFunc
+	strip   bool // WithStripDecision
 }
 
 func newConfig(opts []Option) config {

@@ -39,7 +39,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	c := newConfig(opts)
 	if c.outcome == nil {
 		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := label(ctx, d)
+			ctx, err := label(ctx, d, c.strip)
 			if err != nil {
 				return nil, err
 			}
@@ -48,7 +48,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	}
 	outcome := c.outcome
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := label(ctx, d)
+		ctx, err := label(ctx, d, c.strip)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 	c := newConfig(opts)
 	outcome := c.outcome
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := label(ss.Context(), d)
+		ctx, err := label(ss.Context(), d, c.strip)
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func (s *labelledStream) Context() context.Context { return s.ctx }
 var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
 
 // label decides the call's labels and returns ctx carrying them.
-func label(ctx context.Context, d tenant.Decider) (context.Context, error) {
+func label(ctx context.Context, d tenant.Decider, strip bool) (context.Context, error) {
 	if d == nil {
 		return ctx, errNilDecider
 	}
@@ -128,6 +128,9 @@ func label(ctx context.Context, d tenant.Decider) (context.Context, error) {
 	}
 	if l.TraceID == "" {
 		l.TraceID = req.TraceID
+	}
+	if strip {
+		ctx = stripDecision(ctx)
 	}
 	return tenant.NewContext(ctx, l), nil
 }

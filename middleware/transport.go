@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/reqcanary/canary/tenant"
 )
@@ -90,7 +90,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("canary transport: %w", err)
 	}
 	if len(out.Header[tenant.HeaderTraceParent]) == 0 {
-		injectTrace(out.Header, trace.SpanContextFromContext(req.Context()))
+		propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(out.Header))
 	}
 	return t.base.RoundTrip(out)
 }
@@ -110,30 +110,4 @@ func cloneHeader(h http.Header) http.Header {
 		return make(http.Header, 4)
 	}
 	return h.Clone()
-}
-
-// injectTrace writes the W3C traceparent (and tracestate) of sc onto h when
-// sc is valid.
-func injectTrace(h http.Header, sc trace.SpanContext) {
-	if !sc.IsValid() {
-		return
-	}
-	const digits = "0123456789abcdef"
-	var b [55]byte
-	b[0], b[1], b[2] = '0', '0', '-'
-	tid, sid := sc.TraceID(), sc.SpanID()
-	for i, x := range tid {
-		b[3+2*i], b[4+2*i] = digits[x>>4], digits[x&0x0f]
-	}
-	b[35] = '-'
-	for i, x := range sid {
-		b[36+2*i], b[37+2*i] = digits[x>>4], digits[x&0x0f]
-	}
-	b[52] = '-'
-	f := byte(sc.TraceFlags() & trace.FlagsSampled)
-	b[53], b[54] = digits[f>>4], digits[f&0x0f]
-	h[tenant.HeaderTraceParent] = []string{string(b[:])}
-	if ts := sc.TraceState().String(); ts != "" {
-		h[headerTraceState] = []string{ts}
-	}
 }
