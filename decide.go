@@ -12,13 +12,23 @@ import (
 // first rule that applies giving the Labels.Reason:
 //
 //  1. kill switch on (run-time or plan): stable, "kill-switch";
-//  2. an override ("canary" or "stable") from a peer in
+//  2. a signed upstream decision (X-Canary-Decision) that verifies under
+//     the engine's key and has not expired, when the engine has a key
+//     ([WithSigningKey]) and is not an edge ([WithEdge]): its cohort,
+//     bucket, tenant, user hash and plan version exactly, "upstream" (the
+//     override header is then not looked at);
+//  3. an override ("canary" or "stable") from a peer in
 //     override.trusted_cidrs: that cohort, "override";
-//  3. tenant on tenants.stable: stable, "tenant-stable";
-//  4. tenant on tenants.canary: canary, "tenant-canary";
-//  5. neither tenant nor user: stable, "no-key";
-//  6. otherwise the bucket: canary when below canary_percent*100, else
+//  4. tenant on tenants.stable: stable, "tenant-stable";
+//  5. tenant on tenants.canary: canary, "tenant-canary";
+//  6. neither tenant nor user: stable, "no-key";
+//  7. otherwise the bucket: canary when below canary_percent*100, else
 //     stable, "percent".
+//
+// A decision that does not verify (forged, tampered, signed with another
+// key, expired, malformed, repeated) is ignored and counted
+// ([Engine.RejectedDecisions]), never an error. Inbound W3C baggage never
+// decides anything.
 //
 // An override from an untrusted peer is ignored whatever its value, and
 // counted ([Engine.UntrustedOverrides]). Decide returns a [*tenant.FieldError]
@@ -36,8 +46,10 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		return tenant.Labels{}, err
 	}
 
+	up, fromUpstream := e.upstream(ctx, req)
+
 	var override tenant.Cohort
-	if key := p.overrideKey(req.Wire); req.Source != nil && len(req.Source.Values(key)) > 0 {
+	if key := p.overrideKey(req.Wire); !fromUpstream && req.Source != nil && len(req.Source.Values(key)) > 0 {
 		if p.trusts(req.Peer) {
 			if override, err = tenant.ReadOverride(req.Source, key); err != nil {
 				return tenant.Labels{}, err
@@ -60,14 +72,9 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	case e.kill.Load() || p.plan.KillSwitch:
 		l.Cohort, l.Reason = tenant.Stable, tenant.ReasonKillSwitch
 
-	// ---------------------------------------------------------------------
-	// ISSUE 3 (signed upstream decisions) goes here, after the kill switch
-	// and before the override: when req.Source carries a valid, verified
-	// X-Canary-Decision (tenant.HeaderDecision) from a trusted hop, adopt
-	// its cohort with Reason tenant.ReasonUpstream instead of deciding
-	// afresh. Not implemented yet: such headers are ignored today.
-	// ---------------------------------------------------------------------
-
+	case fromUpstream:
+		l = up.Labels()
+		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
 	case override != "":
 		l.Cohort, l.Reason = override, tenant.ReasonOverride
 	default:

@@ -39,6 +39,9 @@ type Engine struct {
 	watcher *watcher // nil without a plan file
 
 	closeOnce sync.Once
+
+	sig signing     // signed decisions (sign.go)
+	rpc rpcAdapters // gRPC interceptors (grpc.go)
 }
 
 var _ tenant.Decider = (*Engine)(nil)
@@ -93,6 +96,8 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 		e.counter, _ = noop.NewMeterProvider().Meter(instrumentationName).Int64Counter("canary.override.untrusted")
 	}
 
+	e.initSigning(cfg)
+
 	switch {
 	case cfg.planFile != "":
 		w := newWatcher(e, cfg.planFile, cfg.poll)
@@ -122,7 +127,11 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 	if cfg.requireTenant {
 		mwOpts = append(mwOpts, middleware.WithRequireTenant())
 	}
+	if cfg.sign.edge {
+		mwOpts = append(mwOpts, middleware.WithStripDecision())
+	}
 	e.mw = middleware.New(e, mwOpts...)
+	e.initRPC()
 	if e.watcher != nil {
 		e.watcher.start()
 	}

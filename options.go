@@ -35,6 +35,7 @@ type config struct {
 	poll          time.Duration
 	meter         metric.MeterProvider
 	errs          []error
+	sign          signConfig // options_sign.go
 }
 
 func (c *config) errorf(format string, args ...any) {
