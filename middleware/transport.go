@@ -83,7 +83,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	out.Header = cloneHeader(req.Header)
-	if err := tenant.Propagate(out.Header, tenant.HTTP, l, t.sign); err != nil {
+	if err := tenant.Propagate(newHeaderSink(out.Header), tenant.HTTP, l, t.sign); err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
 		}
@@ -103,11 +103,68 @@ func (t *transport) CloseIdleConnections() {
 	}
 }
 
-// cloneHeader returns a deep copy of h with room for the headers the
-// transport adds; never nil.
+// cloneHeader returns a deep copy of h, with room for the headers the
+// transport adds; never nil. All values share one backing array, as in
+// http.Header.Clone.
 func cloneHeader(h http.Header) http.Header {
-	if h == nil {
-		return make(http.Header, 4)
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
 	}
-	return h.Clone()
+	out := make(http.Header, len(h)+5)
+	all := make([]string, n)
+	for k, vs := range h {
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		m := copy(all, vs)
+		out[k] = all[:m:m]
+		all = all[m:]
+	}
+	return out
 }
+
+// headerSink is an outgoing request's headers as a [tenant.Sink]. Like
+// headerSource it answers the wire names under their canonical forms without
+// canonicalizing on each call, and it takes the one-value slices it sets from
+// one small array.
+type headerSink struct {
+	h    http.Header
+	vals [5]string
+	n    int
+}
+
+var _ tenant.Sink = (*headerSink)(nil)
+
+func newHeaderSink(h http.Header) *headerSink { return &headerSink{h: h} }
+
+// canon returns the canonical form of key.
+func canon(key string) string {
+	switch key {
+	case tenant.HeaderTenant:
+		return canonTenant
+	case tenant.HeaderUser:
+		return canonUser
+	case tenant.HeaderOverride, tenant.HeaderDecision, tenant.HeaderTraceParent, tenant.HeaderBaggage:
+		return key // canonical as written
+	}
+	return http.CanonicalHeaderKey(key)
+}
+
+// Values returns the values of key.
+func (s *headerSink) Values(key string) []string { return s.h[canon(key)] }
+
+// Set replaces the values of key by value.
+func (s *headerSink) Set(key, value string) {
+	if s.n == len(s.vals) {
+		s.h[canon(key)] = []string{value}
+		return
+	}
+	s.vals[s.n] = value
+	s.h[canon(key)] = s.vals[s.n : s.n+1 : s.n+1]
+	s.n++
+}
+
+// Del removes key.
+func (s *headerSink) Del(key string) { delete(s.h, canon(key)) }
