@@ -310,3 +310,29 @@ func TestEdgeMiddlewareStripsDecision(t *testing.T) {
 		}
 	}
 }
+
+// TestPropagationDocVector pins the test vector of docs/propagation.md, which
+// non-Go implementations check themselves against.
+func TestPropagationDocVector(t *testing.T) {
+	t.Parallel()
+	const v = "v1;c=canary;b=1234;t=acme;u=0f1e2d3c4b5a69788796a5b4c3d2e1f0;r=percent;p=7;e=1767225600;s=2jHoNP-5q5zaqJPZKxhjjSZVWTZZLGxoxg-EPzZXNgQ"
+	s, err := tenant.NewDecisionSigner([]byte("example-decision-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Verify(v, time.Unix(1767225599, 0))
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	want := tenant.Decision{Cohort: tenant.Canary, Bucket: 1234, Tenant: "acme", UserHash: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+		Reason: "percent", PlanVersion: 7, Expires: time.Unix(1767225600, 0)}
+	if d != want {
+		t.Errorf("decision %+v, want %+v", d, want)
+	}
+	if again, _ := s.Sign(want); again != v {
+		t.Errorf("Sign = %q, want the documented %q", again, v)
+	}
+	if _, err := s.Verify(v, time.Unix(1767225600, 0)); !errors.Is(err, tenant.ErrDecisionExpired) {
+		t.Errorf("Verify at the expiry second: %v, want ErrDecisionExpired", err)
+	}
+}
