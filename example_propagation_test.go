@@ -91,7 +91,9 @@ func ExampleTransport() {
 }
 
 // reportingHealth is a health service whose Check prints the call's labels.
-type reportingHealth struct{ healthpb.UnimplementedHealthServer }
+type reportingHealth struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func (reportingHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	l, _ := tenant.FromContext(ctx)
