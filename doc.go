@@ -13,7 +13,13 @@
 //   - [Engine.Middleware] (built on package middleware) puts the labels in
 //     each HTTP request's context; handlers read them with tenant.FromContext;
 //   - [Middleware] is the zero-config form, on a default engine configured
-//     by the environment (CANARY_PLAN), for r.Use(canary.Middleware).
+//     by the environment (CANARY_PLAN), for r.Use(canary.Middleware);
+//   - [Engine.Transport] and the gRPC interceptors ([Engine.UnaryServerInterceptor]
+//     and its three siblings, and the package-level functions of the same
+//     names) carry the decision to the next services: with [WithSigningKey]
+//     as a signed X-Canary-Decision that engines sharing the key adopt
+//     exactly, and that an edge ([WithEdge]) never adopts
+//     (docs/propagation.md).
 //
 // A chi service:
 //

@@ -11,6 +11,10 @@
 // middleware that starts its own span (otelhttp) is mounted inside, add
 // [Annotate] after it so that span carries the attributes too.
 //
+// [Transport] is the outbound half: an http.RoundTripper that writes the
+// calling request's labels onto outgoing requests (never the raw user id),
+// with a signed decision when given [WithSigner].
+//
 // The package depends only on the tenant vocabulary, net/http and the
 // OpenTelemetry trace API: it never imports the root canary package, whose
 // Engine is the usual Decider. Most applications use canary.Middleware or
