@@ -26,7 +26,10 @@ var (
 //     reports it, and the file keeps being watched until it is fixed;
 //   - its user-hash key comes from CANARY_USER_HASH_KEY, or is random for the
 //     process (a CANARY_USER_HASH_KEY shorter than 16 bytes is logged and
-//     replaced by a random key).
+//     replaced by a random key);
+//   - its signing key comes from CANARY_DECISION_KEY (with
+//     CANARY_DECISION_KEY_PREVIOUS during a rotation), and CANARY_EDGE=true
+//     makes it an edge; without a key it neither signs nor adopts decisions.
 //
 // The default engine lives as long as the process; do not Close it. Default
 // is safe for concurrent use.
@@ -48,6 +51,7 @@ func newDefault(getenv func(string) string) *Engine {
 			"length", len(k))
 		opts = append(opts, WithUserHashKey(randomKey()))
 	}
+	opts = append(opts, signingFromEnv(getenv, slog.Error)...)
 	e, err := newEngine(opts, getenv, true)
 	if err != nil {
 		slog.Error("canary: default engine: serving everyone stable", "error", err)

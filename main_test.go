@@ -13,5 +13,8 @@ import (
 func TestMain(m *testing.M) {
 	os.Unsetenv(EnvPlan)
 	os.Unsetenv(EnvUserHashKey)
+	os.Unsetenv(EnvDecisionKey)
+	os.Unsetenv(EnvDecisionKeyPrevious)
+	os.Unsetenv(EnvEdge)
 	goleak.VerifyTestMain(m)
 }

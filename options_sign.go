@@ -75,3 +75,46 @@ func WithDecisionTTL(d time.Duration) Option {
 		c.sign.ttl = d
 	})
 }
+
+// Environment variables of the default engine's signed decisions ([Default]
+// and the package-level facade read them; [New] does not).
+const (
+	// EnvDecisionKey holds the default engine's signing key ([WithSigningKey]):
+	// its bytes are the key, at least 16 of them.
+	EnvDecisionKey = "CANARY_DECISION_KEY"
+	// EnvDecisionKeyPrevious holds a previous signing key that still
+	// verifies, during a key rotation; used only with EnvDecisionKey.
+	EnvDecisionKeyPrevious = "CANARY_DECISION_KEY_PREVIOUS"
+	// EnvEdge, set to "true" or "1", makes the default engine an edge
+	// ([WithEdge]).
+	EnvEdge = "CANARY_EDGE"
+)
+
+// signingFromEnv returns the default engine's signing options from the
+// environment read by getenv. A key that is too short is logged and ignored
+// (with its previous key): the default engine then neither signs nor adopts.
+func signingFromEnv(getenv func(string) string, warn func(msg string, args ...any)) []Option {
+	var opts []Option
+	switch getenv(EnvEdge) {
+	case "true", "1":
+		opts = append(opts, WithEdge())
+	}
+	k := getenv(EnvDecisionKey)
+	if k == "" {
+		return opts
+	}
+	if len(k) < tenant.MinDecisionKeyLen {
+		warn("canary: default engine: "+EnvDecisionKey+" is shorter than 16 bytes; decisions are neither signed nor adopted",
+			"length", len(k))
+		return opts
+	}
+	var prev [][]byte
+	if p := getenv(EnvDecisionKeyPrevious); p != "" {
+		if len(p) < tenant.MinDecisionKeyLen {
+			warn("canary: default engine: "+EnvDecisionKeyPrevious+" is shorter than 16 bytes; ignored", "length", len(p))
+		} else {
+			prev = append(prev, []byte(p))
+		}
+	}
+	return append(opts, WithSigningKey([]byte(k), prev...))
+}

@@ -336,3 +336,32 @@ func TestPropagationDocVector(t *testing.T) {
 		t.Errorf("Verify at the expiry second: %v, want ErrDecisionExpired", err)
 	}
 }
+
+func TestDefaultEngineSigningFromEnv(t *testing.T) {
+	t.Parallel()
+	v := mustSign(t, signKey, upstreamLabels, time.Now().Add(time.Minute))
+	byOld := mustSign(t, oldSignKey, upstreamLabels, time.Now().Add(time.Minute))
+	tests := []struct {
+		name        string
+		env         map[string]string
+		adopt       string // decision sent
+		wantAdopted bool
+	}{
+		{"key", map[string]string{EnvDecisionKey: string(signKey)}, v, true},
+		{"previous key", map[string]string{EnvDecisionKey: string(signKey), EnvDecisionKeyPrevious: string(oldSignKey)}, byOld, true},
+		{"edge", map[string]string{EnvDecisionKey: string(signKey), EnvEdge: "true"}, v, false},
+		{"short key ignored", map[string]string{EnvDecisionKey: "short"}, mustSign(t, []byte("short-but-padded-to-16"), upstreamLabels, time.Now().Add(time.Minute)), false},
+		{"no key", nil, v, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newDefault(envOf(tt.env))
+			defer e.Close()
+			l := decideWith(t, e, tenant.HeaderDecision, tt.adopt)
+			if adopted := l.Reason == tenant.ReasonUpstream; adopted != tt.wantAdopted {
+				t.Errorf("labels %+v: adopted = %v, want %v", l, adopted, tt.wantAdopted)
+			}
+		})
+	}
+}
