@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// config is what the flags and the environment say.
+type config struct {
+	httpAddr  string
+	grpcAddr  string
+	dbPath    string
+	planFile  string // "" means the embedded plan.yaml
+	pgPrimary string
+	pgReplica string
+	redisAddr string
+}
+
+// Errors of parseFlags after which the flag package has printed the usage.
+var (
+	errHelp    = errors.New("help requested")     // -h
+	errPrinted = errors.New("bad flag (printed)") // the flag package said what
+)
+
+// flagEnv names the environment variable of each flag.
+var flagEnv = map[string]string{
+	"http":       "DEMO_SHOP_HTTP",
+	"grpc":       "DEMO_SHOP_GRPC",
+	"db":         "DEMO_SHOP_DB",
+	"plan":       "DEMO_SHOP_PLAN",
+	"pg-primary": "DEMO_SHOP_PG_PRIMARY",
+	"pg-replica": "DEMO_SHOP_PG_REPLICA",
+	"redis":      "DEMO_SHOP_REDIS",
+}
+
+// parseFlags reads args, with the DEMO_SHOP_* environment variables as
+// defaults, and checks them. Errors name the flag (or variable) at fault.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("demo-shop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(flagEnv[name]); v != "" {
+			return v
+		}
+		return def
+	}
+	var c config
+	fs.StringVar(&c.httpAddr, "http", env("http", "127.0.0.1:8080"), "HTTP listen `address` (env DEMO_SHOP_HTTP); port 0 picks a free port")
+	fs.StringVar(&c.grpcAddr, "grpc", env("grpc", "127.0.0.1:9090"), "gRPC listen `address` (env DEMO_SHOP_GRPC); port 0 picks a free port")
+	fs.StringVar(&c.dbPath, "db", env("db", filepath.Join(os.TempDir(), "canary-demo-shop.db")), "SQLite database `file`, created and seeded on first start (env DEMO_SHOP_DB); unused with -pg-primary")
+	fs.StringVar(&c.planFile, "plan", env("plan", ""), "rollout plan `file`, watched for changes (env DEMO_SHOP_PLAN); default: the embedded cmd/demo-shop/plan.yaml")
+	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)")
+	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)")
+	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: demo-shop [flags]        run the shop (docs/demo.md)")
+		fmt.Fprintln(stderr, "       demo-shop call -h        the gRPC client")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, errPrinted // the flag package has printed the problem and the usage
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	for name, addr := range map[string]string{"http": c.httpAddr, "grpc": c.grpcAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return c, fmt.Errorf("-%s (or %s): %q is not host:port: %w", name, flagEnv[name], addr, err)
+		}
+	}
+	if c.pgReplica != "" && c.pgPrimary == "" {
+		return c, fmt.Errorf("-pg-replica (or %s) needs -pg-primary", flagEnv["pg-replica"])
+	}
+	if c.pgPrimary == "" && strings.TrimSpace(c.dbPath) == "" {
+		return c, fmt.Errorf("-db (or %s): empty path", flagEnv["db"])
+	}
+	if c.redisAddr != "" && !strings.Contains(c.redisAddr, "://") {
+		if _, _, err := net.SplitHostPort(c.redisAddr); err != nil {
+			return c, fmt.Errorf("-redis (or %s): %q is neither host:port nor a redis:// URL", flagEnv["redis"], c.redisAddr)
+		}
+	}
+	return c, nil
+}
+
+// planDesc says which plan is in use, for the start-up message.
+func (c config) planDesc() string {
+	if c.planFile == "" {
+		return "embedded plan.yaml"
+	}
+	return c.planFile + " (watched)"
+}

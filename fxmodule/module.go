@@ -1,0 +1,228 @@
+package fxmodule
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+
+	"github.com/reqcanary/canary"
+	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/fallback"
+	"github.com/reqcanary/canary/interceptors"
+)
+
+// Value tags of what Module provides.
+const (
+	// Name is the name tag of the middleware and the interceptors:
+	// `name:"canary"`.
+	Name = "canary"
+	// MiddlewareGroup is the value group the middleware is also put in:
+	// `group:"canary.middleware"`.
+	MiddlewareGroup = "canary.middleware"
+)
+
+// Module is canary's fx module; see the package documentation for what it
+// provides. Supply a [Config] (fx.Supply(fxmodule.Config{...})) to configure
+// it; without one the engine runs the default plan.
+var Module = fx.Module("canary",
+	fx.Provide(
+		newEngine,
+		newMiddleware,
+		newInterceptors,
+		newSQLDB,
+		newSQLXDB,
+		newFallbacks,
+	),
+)
+
+// ErrNoDB is returned when *sql.DB or *sqlx.DB is asked for and Config.DB is
+// nil.
+var ErrNoDB = errors.New("fxmodule: Config.DB is nil: no database configured")
+
+// Config configures [Module]. The zero value is the default engine (0 %
+// canary, overrides honoured from loopback only), no database and no
+// fallback transports.
+type Config struct {
+	// PlanFile is the rollout plan file, watched for changes
+	// (canary.WithPlanFile). Cannot be combined with Plan.
+	PlanFile string
+	// Plan is the rollout plan (canary.WithPlan), when not read from a file.
+	Plan *canary.Plan
+	// EngineOptions are more options for canary.New (user-hash key, trusted
+	// proxies…). They apply after the plan, the logger and the meter
+	// provider, so they may replace them.
+	EngineOptions []canary.Option
+
+	// Interceptors are options of the gRPC interceptors (WithOutcome,
+	// WithSigner).
+	Interceptors []interceptors.Option
+
+	// DB, when set, makes the module provide *sql.DB and *sqlx.DB opened by
+	// dbwrap.Open(*DB). Its MeterProvider defaults to the application's, and
+	// its TokenStore, when nil and the application provides a
+	// *redis.Client, is dbwrap.NewRedisTokenStore(client, "").
+	DB *dbwrap.Config
+	// SQLXDriverName is the driver name handed to sqlx.NewDb, which picks
+	// the placeholder style. Default: DB.DriverName ("pgx" → $1; use
+	// "sqlite3" for modernc's "sqlite" driver).
+	SQLXDriverName string
+
+	// Fallback configures one fallback transport per dependency name,
+	// provided as [Fallbacks]. Each Config's MeterProvider defaults to the
+	// application's.
+	Fallback map[string]fallback.Config
+}
+
+// deps are the module's inputs; all optional.
+type deps struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    Config               `optional:"true"`
+	Redis     *redis.Client        `optional:"true"`
+	Meter     metric.MeterProvider `optional:"true"`
+	Logger    *slog.Logger         `optional:"true"`
+}
+
+// newEngine builds the engine and closes it on stop.
+func newEngine(d deps) (*canary.Engine, error) {
+	var opts []canary.Option
+	switch {
+	case d.Config.PlanFile != "" && d.Config.Plan != nil:
+		return nil, fmt.Errorf("fxmodule: Config.PlanFile and Config.Plan cannot both be set")
+	case d.Config.PlanFile != "":
+		opts = append(opts, canary.WithPlanFile(d.Config.PlanFile))
+	case d.Config.Plan != nil:
+		opts = append(opts, canary.WithPlan(*d.Config.Plan))
+	}
+	if d.Logger != nil {
+		opts = append(opts, canary.WithLogger(d.Logger))
+	}
+	if d.Meter != nil {
+		opts = append(opts, canary.WithMeterProvider(d.Meter))
+	}
+	e, err := canary.New(append(opts, d.Config.EngineOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("fxmodule: %w", err)
+	}
+	d.Lifecycle.Append(fx.StopHook(e.Close))
+	return e, nil
+}
+
+// middlewareOut is the middleware, named and in the group.
+type middlewareOut struct {
+	fx.Out
+	Middleware func(http.Handler) http.Handler `name:"canary"`
+	Grouped    func(http.Handler) http.Handler `group:"canary.middleware"`
+}
+
+func newMiddleware(e *canary.Engine) middlewareOut {
+	return middlewareOut{Middleware: e.Middleware, Grouped: e.Middleware}
+}
+
+// interceptorsOut are the gRPC interceptors, named "canary".
+//
+// TODO(after issue 3 lands): build them with the engine's facade methods
+// ((*canary.Engine).UnaryServerInterceptor and the others) instead.
+type interceptorsOut struct {
+	fx.Out
+	UnaryServer  grpc.UnaryServerInterceptor  `name:"canary"`
+	StreamServer grpc.StreamServerInterceptor `name:"canary"`
+	UnaryClient  grpc.UnaryClientInterceptor  `name:"canary"`
+	StreamClient grpc.StreamClientInterceptor `name:"canary"`
+}
+
+func newInterceptors(e *canary.Engine, d deps) interceptorsOut {
+	o := d.Config.Interceptors
+	return interceptorsOut{
+		UnaryServer:  interceptors.UnaryServer(e, o...),
+		StreamServer: interceptors.StreamServer(e, o...),
+		UnaryClient:  interceptors.UnaryClient(o...),
+		StreamClient: interceptors.StreamClient(o...),
+	}
+}
+
+// newSQLDB opens the dbwrap database and closes it on stop.
+func newSQLDB(d deps) (*sql.DB, error) {
+	if d.Config.DB == nil {
+		return nil, ErrNoDB
+	}
+	cfg := *d.Config.DB
+	if cfg.MeterProvider == nil && d.Meter != nil {
+		cfg.MeterProvider = d.Meter
+	}
+	if cfg.TokenStore == nil && d.Redis != nil {
+		cfg.TokenStore = dbwrap.NewRedisTokenStore(d.Redis, "")
+	}
+	db, err := dbwrap.Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("fxmodule: Config.DB: %w", err)
+	}
+	d.Lifecycle.Append(fx.StopHook(db.Close))
+	return db, nil
+}
+
+// newSQLXDB wraps the *sql.DB (closed by newSQLDB's hook).
+func newSQLXDB(db *sql.DB, d deps) *sqlx.DB {
+	name := d.Config.SQLXDriverName
+	if name == "" && d.Config.DB != nil {
+		name = d.Config.DB.DriverName
+	}
+	return sqlx.NewDb(db, name)
+}
+
+// Fallbacks are the fallback transports of Config.Fallback, by dependency
+// name. The module closes them on stop.
+type Fallbacks map[string]fallback.Transport
+
+// Transport returns the transport of the dependency name, or an error naming
+// it when Config.Fallback has no such entry.
+func (f Fallbacks) Transport(name string) (fallback.Transport, error) {
+	if t, ok := f[name]; ok {
+		return t, nil
+	}
+	names := make([]string, 0, len(f))
+	for n := range f {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("fxmodule: Config.Fallback has no %q (it has %v)", name, names)
+}
+
+// newFallbacks builds the transports of Config.Fallback.
+func newFallbacks(d deps) (Fallbacks, error) {
+	f := make(Fallbacks, len(d.Config.Fallback))
+	for name, c := range d.Config.Fallback {
+		if c.Name == "" {
+			c.Name = name
+		}
+		if c.MeterProvider == nil && d.Meter != nil {
+			c.MeterProvider = d.Meter
+		}
+		t, err := fallback.NewTransport(c)
+		if err != nil {
+			for _, made := range f {
+				made.Close()
+			}
+			return nil, fmt.Errorf("fxmodule: Config.Fallback[%q]: %w", name, err)
+		}
+		f[name] = t
+	}
+	d.Lifecycle.Append(fx.StopHook(func(context.Context) error {
+		for _, t := range f {
+			t.Close()
+			t.CloseIdleConnections()
+		}
+		return nil
+	}))
+	return f, nil
+}
