@@ -10,7 +10,11 @@
 //     for applications that collect their middleware;
 //   - the gRPC interceptors grpc.UnaryServerInterceptor,
 //     grpc.StreamServerInterceptor, grpc.UnaryClientInterceptor and
-//     grpc.StreamClientInterceptor, each named `name:"canary"`;
+//     grpc.StreamClientInterceptor, each named `name:"canary"`: the
+//     engine's method values ((*canary.Engine).UnaryServerInterceptor…);
+//   - the outbound HTTP transport, an http.RoundTripper named
+//     `name:"canary"`: (*canary.Engine).Transport over http.DefaultTransport,
+//     which writes the request's labels onto outgoing requests;
 //   - *sql.DB and *sqlx.DB opened by dbwrap when Config.DB is set (asking for
 //     them without it is an error), closed on stop;
 //   - [Fallbacks], the fallback transports of Config.Fallback by name, closed
@@ -21,6 +25,6 @@
 // provides them (all optional) and handed to the engine, dbwrap and fallback.
 //
 // Every value is built by the packages' own constructors (canary.New,
-// dbwrap.Open, fallback.NewTransport, interceptors.UnaryServer…), which stay
+// dbwrap.Open, fallback.NewTransport, (*canary.Engine).Transport…), which stay
 // usable without fx.
 package fxmodule

@@ -18,12 +18,12 @@ import (
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/dbwrap"
 	"github.com/reqcanary/canary/fallback"
-	"github.com/reqcanary/canary/interceptors"
 )
 
 // Value tags of what Module provides.
 const (
-	// Name is the name tag of the middleware and the interceptors:
+	// Name is the name tag of the middleware, the interceptors and the
+	// transport:
 	// `name:"canary"`.
 	Name = "canary"
 	// MiddlewareGroup is the value group the middleware is also put in:
@@ -39,6 +39,7 @@ var Module = fx.Module("canary",
 		newEngine,
 		newMiddleware,
 		newInterceptors,
+		newTransport,
 		newSQLDB,
 		newSQLXDB,
 		newFallbacks,
@@ -62,10 +63,6 @@ type Config struct {
 	// proxies…). They apply after the plan, the logger and the meter
 	// provider, so they may replace them.
 	EngineOptions []canary.Option
-
-	// Interceptors are options of the gRPC interceptors (WithOutcome,
-	// WithSigner).
-	Interceptors []interceptors.Option
 
 	// DB, when set, makes the module provide *sql.DB and *sqlx.DB opened by
 	// dbwrap.Open(*DB). Its MeterProvider defaults to the application's, and
@@ -129,10 +126,10 @@ func newMiddleware(e *canary.Engine) middlewareOut {
 	return middlewareOut{Middleware: e.Middleware, Grouped: e.Middleware}
 }
 
-// interceptorsOut are the gRPC interceptors, named "canary".
-//
-// TODO(after issue 3 lands): build them with the engine's facade methods
-// ((*canary.Engine).UnaryServerInterceptor and the others) instead.
+// interceptorsOut are the engine's gRPC interceptors, named "canary". They
+// are the engine's method values, so they sign decisions, strip inbound ones
+// on an edge and feed the engine's outcomes exactly as the engine is
+// configured (canary.WithSigningKey, canary.WithEdge).
 type interceptorsOut struct {
 	fx.Out
 	UnaryServer  grpc.UnaryServerInterceptor  `name:"canary"`
@@ -141,14 +138,25 @@ type interceptorsOut struct {
 	StreamClient grpc.StreamClientInterceptor `name:"canary"`
 }
 
-func newInterceptors(e *canary.Engine, d deps) interceptorsOut {
-	o := d.Config.Interceptors
+func newInterceptors(e *canary.Engine) interceptorsOut {
 	return interceptorsOut{
-		UnaryServer:  interceptors.UnaryServer(e, o...),
-		StreamServer: interceptors.StreamServer(e, o...),
-		UnaryClient:  interceptors.UnaryClient(o...),
-		StreamClient: interceptors.StreamClient(o...),
+		UnaryServer:  e.UnaryServerInterceptor,
+		StreamServer: e.StreamServerInterceptor,
+		UnaryClient:  e.UnaryClientInterceptor,
+		StreamClient: e.StreamClientInterceptor,
 	}
+}
+
+// transportOut is the engine's outbound HTTP transport, named "canary".
+type transportOut struct {
+	fx.Out
+	Transport http.RoundTripper `name:"canary"`
+}
+
+// newTransport is canary.Transport over http.DefaultTransport: it writes the
+// request's labels (never the raw user id) onto outgoing requests.
+func newTransport(e *canary.Engine) transportOut {
+	return transportOut{Transport: e.Transport(nil)}
 }
 
 // newSQLDB opens the dbwrap database and closes it on stop.

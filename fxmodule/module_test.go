@@ -279,3 +279,47 @@ func TestModulePostgresRedis(t *testing.T) {
 		t.Errorf("no token in Redis after a labelled write (%v)", err)
 	}
 }
+
+// TestModuleTransport checks that the provided transport writes the calling
+// request's labels onto outgoing requests and never the raw user id.
+func TestModuleTransport(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+	}))
+	defer srv.Close()
+
+	var p struct {
+		fx.In
+		Transport http.RoundTripper `name:"canary"`
+	}
+	app := fxtest.New(t, fxmodule.Module, fx.Populate(&p))
+	app.RequireStart()
+	defer app.RequireStop()
+
+	ctx := tenant.NewContext(context.Background(), tenant.Labels{
+		Tenant: "acme", UserHash: strings.Repeat("ab", 16), Bucket: 12, Cohort: tenant.Canary, Reason: tenant.ReasonTenantCanary,
+	})
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(tenant.HeaderUser, "alice@example.com")
+	resp, err := (&http.Client{Transport: p.Transport}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if g := got.Get(tenant.HeaderTenant); g != "acme" {
+		t.Errorf("%s = %q, want acme", tenant.HeaderTenant, g)
+	}
+	if g := got.Get(tenant.HeaderOverride); g != "canary" {
+		t.Errorf("%s = %q, want canary", tenant.HeaderOverride, g)
+	}
+	if g := got.Get(tenant.HeaderUser); g != "" {
+		t.Errorf("raw user id sent downstream: %s = %q", tenant.HeaderUser, g)
+	}
+	if req.Header.Get(tenant.HeaderUser) != "alice@example.com" {
+		t.Error("the transport changed the caller's request")
+	}
+}

@@ -88,7 +88,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	}
 	a.onClose(func(context.Context) error { return eng.Close() })
 
-	pricing, err := newPricing(rdb, tel)
+	pricing, err := newPricing(eng, rdb, tel)
 	if err != nil {
 		return a, err
 	}
@@ -130,7 +130,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 
 // newPricing starts both pricing versions and the fallback transport in
 // front of them, with a cache in Redis when there is one.
-func newPricing(rdb *redis.Client, tel *telemetry) (*pricingClient, error) {
+func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricingClient, error) {
 	stable, err := startPricing("stable", 100)
 	if err != nil {
 		return nil, err
@@ -149,10 +149,12 @@ func newPricing(rdb *redis.Client, tel *telemetry) (*pricingClient, error) {
 	}
 	if err == nil {
 		p.rt, err = fallback.NewTransport(fallback.Config{
-			Name:          "pricing",
-			Stable:        stable.url(),
-			Canary:        canaryV.url(),
-			Transport:     p.base,
+			Name:   "pricing",
+			Stable: stable.url(),
+			Canary: canaryV.url(),
+			// The engine's transport writes the request's labels (tenant,
+			// cohort, baggage; never the raw user id) onto each attempt.
+			Transport:     eng.Transport(p.base),
 			Timeout:       pricingTimeout,
 			CohortTimeout: map[tenant.Cohort]time.Duration{tenant.Canary: pricingCanaryTimeout},
 			Breaker:       fallback.BreakerConfig{Failures: 5, Delay: 5 * time.Second},

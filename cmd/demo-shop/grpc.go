@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/reqcanary/canary"
-	"github.com/reqcanary/canary/interceptors"
 )
 
 // The gRPC API has no .proto file and no generated code: the service is
@@ -30,7 +29,7 @@ import (
 //	/demo.shop.v1.Shop/GetOrder      {"id":7}                      → reply
 //
 // Tenant, user and override travel as metadata (x-tenant-id, x-user-id,
-// x-canary), read by interceptors.UnaryServer.
+// x-canary), read by the engine's server interceptor.
 
 // shopServiceName is the gRPC service name.
 const shopServiceName = "demo.shop.v1.Shop"
@@ -125,9 +124,6 @@ func grpcError(err error) error {
 // newGRPCServer is the shop's gRPC server: otelgrpc's stats handler starts
 // each call's span (so the labels carry its trace id), then canary's
 // interceptor labels the call.
-//
-// TODO(after issue 3 lands): interceptors.UnaryServer(eng) can become
-// eng.UnaryServerInterceptor().
 func newGRPCServer(sh *shop, eng *canary.Engine, tel *telemetry) *grpc.Server {
 	srv := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
@@ -135,8 +131,8 @@ func newGRPCServer(sh *shop, eng *canary.Engine, tel *telemetry) *grpc.Server {
 			otelgrpc.WithMeterProvider(tel.meter),
 			otelgrpc.WithPropagators(propagation.TraceContext{}),
 		)),
-		grpc.ChainUnaryInterceptor(interceptors.UnaryServer(eng)),
-		grpc.ChainStreamInterceptor(interceptors.StreamServer(eng)),
+		grpc.ChainUnaryInterceptor(eng.UnaryServerInterceptor),
+		grpc.ChainStreamInterceptor(eng.StreamServerInterceptor),
 	)
 	srv.RegisterService(&shopServiceDesc, sh)
 	return srv
