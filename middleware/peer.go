@@ -49,6 +49,15 @@ func peerOf(r *http.Request, proxies []netip.Prefix) netip.Addr {
 // parseRemoteAddr parses http.Request.RemoteAddr ("ip:port", "[ipv6]:port",
 // or a bare address), dropping any IPv6 zone and unmapping IPv4-mapped IPv6.
 func parseRemoteAddr(s string) netip.Addr {
+	if a, ok := parseIPv4Port(s); ok {
+		return a
+	}
+	return parseRemoteAddrNetip(s)
+}
+
+// parseRemoteAddrNetip is parseRemoteAddr through net/netip, for every form
+// the fast path does not take.
+func parseRemoteAddrNetip(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return normalize(ap.Addr())
 	}
@@ -56,6 +65,52 @@ func parseRemoteAddr(s string) netip.Addr {
 		return normalize(a)
 	}
 	return netip.Addr{}
+}
+
+// parseIPv4Port is the fast path of parseRemoteAddr for the usual form of
+// RemoteAddr, "a.b.c.d:port". It accepts exactly the strings of that form
+// that netip.ParseAddrPort accepts (decimal octets without leading zeros, a
+// port of 1 to 5 digits up to 65535) and returns ok=false for all others,
+// which then take the general path.
+func parseIPv4Port(s string) (netip.Addr, bool) {
+	var ip [4]byte
+	i := 0
+	for k := range ip {
+		if k > 0 {
+			if i >= len(s) || s[i] != '.' {
+				return netip.Addr{}, false
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(s) && i-start < 3 && '0' <= s[i] && s[i] <= '9' {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || (s[start] == '0' && i-start > 1) {
+			return netip.Addr{}, false
+		}
+		ip[k] = byte(v)
+	}
+	if i >= len(s) || s[i] != ':' {
+		return netip.Addr{}, false
+	}
+	i++
+	port := s[i:]
+	if len(port) == 0 || len(port) > 5 {
+		return netip.Addr{}, false
+	}
+	v := 0
+	for j := 0; j < len(port); j++ {
+		if port[j] < '0' || port[j] > '9' {
+			return netip.Addr{}, false
+		}
+		v = v*10 + int(port[j]-'0')
+	}
+	if v > 65535 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(ip), true
 }
 
 // parseHop parses one X-Forwarded-For entry: an address, optionally with a
