@@ -74,33 +74,34 @@ func parseRemoteAddrNetip(s string) netip.Addr {
 // which then take the general path.
 func parseIPv4Port(s string) (netip.Addr, bool) {
 	var ip [4]byte
+	k, v, digits := 0, 0, 0 // octet index, its value, its digit count
 	i := 0
-	for k := range ip {
-		if k > 0 {
-			if i >= len(s) || s[i] != '.' {
+	for ; i < len(s); i++ {
+		c := s[i]
+		if '0' <= c && c <= '9' {
+			if digits > 0 && v == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			v = v*10 + int(c-'0')
+			if digits++; v > 255 {
 				return netip.Addr{}, false
 			}
-			i++
+			continue
 		}
-		start, v := i, 0
-		for i < len(s) && i-start < 3 && '0' <= s[i] && s[i] <= '9' {
-			v = v*10 + int(s[i]-'0')
-			i++
-		}
-		if i == start || v > 255 || (s[start] == '0' && i-start > 1) {
+		if digits == 0 || (c != '.' && c != ':') || (c == '.') == (k == 3) {
 			return netip.Addr{}, false
 		}
-		ip[k] = byte(v)
+		ip[k&3] = byte(v)
+		k, v, digits = k+1, 0, 0
+		if c == ':' {
+			break
+		}
 	}
-	if i >= len(s) || s[i] != ':' {
+	port := s[min(i+1, len(s)):]
+	if k != 4 || len(port) == 0 || len(port) > 5 {
 		return netip.Addr{}, false
 	}
-	i++
-	port := s[i:]
-	if len(port) == 0 || len(port) > 5 {
-		return netip.Addr{}, false
-	}
-	v := 0
+	v = 0
 	for j := 0; j < len(port); j++ {
 		if port[j] < '0' || port[j] > '9' {
 			return netip.Addr{}, false
