@@ -32,9 +32,15 @@ const userHashInfo = "canary tenant.UserHasher v2 AES-128-CMAC"
 //
 // A UserHasher is safe for concurrent use.
 type UserHasher struct {
-	block  cipher.Block // AES-128 under K; safe for concurrent use
-	k1, k2 [aes.BlockSize]byte
-	pool   sync.Pool // of *[aes.BlockSize]byte: Encrypt's buffers escape
+	// block is AES-128 under K. The standard library's AES block only reads
+	// its key schedule (crypto/internal/fips140/aes documents it as safe for
+	// concurrent use), so one block serves every goroutine.
+	block  cipher.Block
+	k1, k2 [aes.BlockSize]byte // the CMAC subkeys
+	// pool holds *[aes.BlockSize]byte CBC buffers: a buffer passed to the
+	// interface method Encrypt escapes, so a stack array would be a heap
+	// allocation per call.
+	pool sync.Pool
 }
 
 // NewUserHasher returns a UserHasher keyed by key, which must be at least
