@@ -116,7 +116,7 @@ type exactSource map[string][]string
 func (s exactSource) Values(k string) []string { return s[k] }
 
 // BenchmarkDecide measures the engine alone, without HTTP: header reads,
-// user hash (HMAC-SHA256), bucket (murmur3) and rules.
+// user hash (AES-CMAC), bucket (murmur3) and rules.
 func BenchmarkDecide(b *testing.B) {
 	eng := benchEngine(b)
 	src := exactSource{tenant.HeaderTenant: {"globex"}, tenant.HeaderUser: {"user-12345"}}

@@ -8,14 +8,6 @@ import (
 	"github.com/reqcanary/canary/tenant"
 )
 
-// Response header values, allocated once. Their capacity equals their length,
-// so a handler that appends to the header gets a copy instead of writing
-// into these.
-var (
-	cohortCanary = []string{string(tenant.Canary)}[:1:1]
-	cohortStable = []string{string(tenant.Stable)}[:1:1]
-)
-
 // New returns a middleware (the shape chi's Router.Use takes) that labels
 // every request through d.
 //
@@ -87,12 +79,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ctx = tenant.NewContext(ctx, l)
-	if l.Cohort == tenant.Canary {
-		w.Header()[tenant.HeaderCohort] = cohortCanary
-	} else {
-		w.Header()[tenant.HeaderCohort] = cohortStable
-	}
+	// The header value shares the labels context's allocation and is this
+	// request's own (a handler may modify it); HeaderCohort is canonical.
+	ctx, cohort := tenant.NewContextWithCohortHeader(ctx, l)
+	w.Header()[tenant.HeaderCohort] = cohort
 	annotate(span, h.cfg.flagKey, l) // a remote parent never records: the active span is the one to annotate
 	if h.cfg.stripDecision {
 		r = stripDecision(r)

@@ -103,21 +103,26 @@ func TestLabelsContextAndCohortHeader(t *testing.T) {
 }
 
 // TestCohortHeaderValuesAreNotShared: a handler that appends to the cohort
-// header must not change what the next request gets.
+// header, or changes its value in place, must not change what the next
+// request gets.
 func TestCohortHeaderValuesAreNotShared(t *testing.T) {
 	t.Parallel()
 	h := New(&recordingDecider{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Add("X-Canary-Cohort", "tampered")
+		w.Header()["X-Canary-Cohort"][0] = "tampered"
+		w.Header().Add("X-Canary-Cohort", "added")
 	}))
-	for range 2 {
+	for _, tn := range []string{"acme", "acme", "globex", "globex"} {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, newReq("192.0.2.1:1", "X-Tenant-ID", "acme"))
-		if got := rec.Header().Values("X-Canary-Cohort"); len(got) != 2 || got[0] != "canary" {
-			t.Fatalf("X-Canary-Cohort = %q", got)
+		h.ServeHTTP(rec, newReq("192.0.2.1:1", "X-Tenant-ID", tn))
+		if got := rec.Header().Values("X-Canary-Cohort"); len(got) != 2 || got[0] != "tampered" || got[1] != "added" {
+			t.Fatalf("tenant %s: X-Canary-Cohort = %q, want the handler's changes", tn, got)
 		}
 	}
-	if cohortCanary[0] != "canary" || len(cohortCanary) != 1 || cohortStable[0] != "stable" {
-		t.Fatalf("shared values changed: %q %q", cohortCanary, cohortStable)
+	for _, tc := range []struct{ tenant, want string }{{"acme", "canary"}, {"globex", "stable"}} {
+		rec, _, _ := serve(t, &recordingDecider{}, newReq("192.0.2.1:1", "X-Tenant-ID", tc.tenant))
+		if got := rec.Header().Values("X-Canary-Cohort"); len(got) != 1 || got[0] != tc.want {
+			t.Fatalf("after handlers changed theirs, tenant %s: X-Canary-Cohort = %q, want %q", tc.tenant, got, tc.want)
+		}
 	}
 }
 

@@ -68,3 +68,41 @@ func TestTrustedProxiesReachTheDecider(t *testing.T) {
 		t.Fatalf("with WithTrustedProxies the peer is %v, want the forwarded client", got)
 	}
 }
+
+// remoteAddrCases are RemoteAddr forms around the edges of the IPv4 fast path.
+var remoteAddrCases = []string{
+	"192.0.2.10:40000", "0.0.0.0:0", "255.255.255.255:65535", "1.2.3.4:00080", "1.2.3.4:65536",
+	"1.2.3.4:", "1.2.3.4", "01.2.3.4:80", "1.2.3.04:80", "256.1.1.1:80", "1.2.3:80", "1.2.3.4.5:80",
+	"1.2.3.4:8a", "1.2.3.4:123456", "1..3.4:80", ".1.2.3:80", "1.2.3.4 :80", " 1.2.3.4:80",
+	"1.2.3.4:+80", "1.2.3.4:-1", "1000.2.3.4:80", "[1.2.3.4]:80", "[::ffff:1.2.3.4]:80",
+	"::ffff:1.2.3.4", "[2001:db8::1]:443", "[fe80::1%eth0]:1", "@", "", ":80", "1.2.3.4::80",
+}
+
+// TestParseRemoteAddrFastPathAgrees checks that the IPv4 fast path gives what
+// net/netip gives, and takes only strings net/netip accepts.
+func TestParseRemoteAddrFastPathAgrees(t *testing.T) {
+	t.Parallel()
+	for _, s := range remoteAddrCases {
+		checkRemoteAddr(t, s)
+	}
+}
+
+func FuzzParseRemoteAddr(f *testing.F) {
+	for _, s := range remoteAddrCases {
+		f.Add(s)
+	}
+	f.Fuzz(checkRemoteAddr)
+}
+
+func checkRemoteAddr(t *testing.T, s string) {
+	want := parseRemoteAddrNetip(s)
+	if got := parseRemoteAddr(s); got != want {
+		t.Fatalf("parseRemoteAddr(%q) = %v, net/netip gives %v", s, got, want)
+	}
+	if a, ok := parseIPv4Port(s); ok {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || ap.Addr() != a {
+			t.Fatalf("fast path took %q as %v; netip.ParseAddrPort: %v, %v", s, a, ap, err)
+		}
+	}
+}

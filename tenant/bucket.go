@@ -24,16 +24,7 @@ func BucketKey(tenant, user string) (key string, ok bool) {
 // the bytes of salt followed directly by the bytes of key, and the bucket is
 // (uint64(h) * 10000) >> 32. docs/bucketing.md pins the vectors.
 func Bucket(salt, key string) int {
-	var buf [512]byte
-	var b []byte
-	if n := len(salt) + len(key); n <= len(buf) {
-		b = buf[:0]
-	} else {
-		b = make([]byte, 0, n)
-	}
-	b = append(b, salt...)
-	b = append(b, key...)
-	return int((uint64(murmur3(b, 0)) * Buckets) >> 32)
+	return bucketOfParts(salt, key, "") // with no user, the key is hashed as given
 }
 
 // BucketOf is [Bucket] over the bucketing key of tenant and user, without
@@ -42,13 +33,29 @@ func BucketOf(salt, tenant, user string) int {
 	if tenant == "" && user == "" {
 		return NoBucket
 	}
-	var buf [512]byte
-	var b []byte
-	if n := len(salt) + len(tenant) + 1 + len(user); n <= len(buf) {
-		b = buf[:0]
-	} else {
-		b = make([]byte, 0, n)
+	return bucketOfParts(salt, tenant, user)
+}
+
+// bucketOfParts is the bucket of salt + tenant, followed by "/" + user when
+// user is not "".
+func bucketOfParts(salt, tenant, user string) int {
+	// The usual key fits in a small buffer; zeroing a large one on every
+	// call would cost more than the hash.
+	switch n := len(salt) + len(tenant) + 1 + len(user); {
+	case n <= 128:
+		var buf [128]byte
+		return bucketIn(buf[:0], salt, tenant, user)
+	case n <= 512:
+		var buf [512]byte
+		return bucketIn(buf[:0], salt, tenant, user)
+	default:
+		return bucketIn(make([]byte, 0, n), salt, tenant, user)
 	}
+}
+
+// bucketIn hashes salt, tenant and, when user is not "", "/" and user,
+// appended to b.
+func bucketIn(b []byte, salt, tenant, user string) int {
 	b = append(b, salt...)
 	b = append(b, tenant...)
 	if user != "" {

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -82,6 +83,24 @@ func TestBucketLongInputsAgree(t *testing.T) {
 	key, _ := BucketKey("t", user)
 	if a, b := Bucket(salt, key), BucketOf(salt, "t", user); a != b {
 		t.Fatalf("Bucket %d and BucketOf %d disagree beyond the stack buffer", a, b)
+	}
+}
+
+// TestBucketOfEveryBufferSize checks BucketOf against murmur3 over the
+// concatenated key around the sizes where it changes buffers.
+func TestBucketOfEveryBufferSize(t *testing.T) {
+	for n := 100; n <= 600; n++ {
+		salt, user := strings.Repeat("s", n/2), strings.Repeat("u", n-n/2)
+		want := int((uint64(murmur3([]byte(salt+"acme/"+user), 0)) * Buckets) >> 32)
+		if got := BucketOf(salt, "acme", user); got != want {
+			t.Fatalf("key of %d bytes: BucketOf = %d, want %d", n+5, got, want)
+		}
+		if got := Bucket(salt, "acme/"+user); got != want {
+			t.Fatalf("key of %d bytes: Bucket = %d, want %d", n+5, got, want)
+		}
+	}
+	if got, want := Bucket("salt", ""), int((uint64(murmur3([]byte("salt"), 0))*Buckets)>>32); got != want {
+		t.Fatalf("Bucket with an empty key = %d, want %d (the salt alone)", got, want)
 	}
 }
 

@@ -15,6 +15,7 @@ type labelsContext struct {
 	labels  Labels
 	session *Session
 	own     Session
+	cohort  [1]string // NewContextWithCohortHeader's value, this request's own
 }
 
 // Value returns the labelsContext itself for labelsKey and defers to the
@@ -34,6 +35,23 @@ func (c *labelsContext) String() string { return "tenant.NewContext" }
 // new context shares it; otherwise it gets a new, empty one. Contexts derived
 // from the result share its session.
 func NewContext(ctx context.Context, l Labels) context.Context {
+	return newLabelsContext(ctx, l)
+}
+
+// NewContextWithCohortHeader is [NewContext] that also returns the value an
+// HTTP adapter puts under the [HeaderCohort] response header: a slice of one
+// element, string(l.Cohort). The slice lives in the context's own
+// allocation, so setting the header allocates nothing; it belongs to this
+// request alone, so a handler that changes the header value in place changes
+// only its own response; and its capacity is its length, so appending to it
+// copies.
+func NewContextWithCohortHeader(ctx context.Context, l Labels) (context.Context, []string) {
+	c := newLabelsContext(ctx, l)
+	c.cohort[0] = string(l.Cohort)
+	return c, c.cohort[:1:1]
+}
+
+func newLabelsContext(ctx context.Context, l Labels) *labelsContext {
 	c := &labelsContext{Context: ctx, labels: l}
 	if parent, ok := ctx.Value(labelsKey{}).(*labelsContext); ok {
 		c.session = parent.session

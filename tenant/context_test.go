@@ -84,3 +84,28 @@ func TestNewContextAllocatesOnce(t *testing.T) {
 		t.Fatalf("NewContext allocates %v times, want 1", n)
 	}
 }
+
+func TestNewContextWithCohortHeader(t *testing.T) {
+	l := Labels{Tenant: "acme", Cohort: Canary, Reason: ReasonTenantCanary, Bucket: 7}
+	ctx, v := NewContextWithCohortHeader(context.Background(), l)
+	if len(v) != 1 || cap(v) != 1 || v[0] != "canary" {
+		t.Fatalf("header value %q (cap %d), want [canary] with capacity 1", v, cap(v))
+	}
+	if got, ok := FromContext(ctx); !ok || got != l {
+		t.Fatalf("FromContext = %+v, %v, want %+v", got, ok, l)
+	}
+	v[0] = "changed"
+	if got, _ := FromContext(ctx); got.Cohort != Canary {
+		t.Fatalf("changing the header value changed the labels: %+v", got)
+	}
+	_, w := NewContextWithCohortHeader(ctx, Labels{Cohort: Stable})
+	if w[0] != "stable" || v[0] != "changed" {
+		t.Fatalf("values of two contexts are shared: %q %q", v, w)
+	}
+	if _ = append(v, "x"); v[0] != "changed" {
+		t.Fatal("append changed the value")
+	}
+	if SessionFromContext(ctx) == nil {
+		t.Fatal("no session")
+	}
+}
