@@ -165,6 +165,23 @@ func BenchmarkInterceptorsDirect(b *testing.B) {
 			}
 		}
 	})
+	b.Run("stream-server", func(b *testing.B) {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{
+			":authority": {"bench"}, "content-type": {"application/grpc"}, "user-agent": {"grpc-go/1.85.0"},
+			"te": {"trailers"}, "x-tenant-id": {"globex"}, "x-user-id": {"user-12345"},
+		})
+		ctx = peer.NewContext(ctx, &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 40000}})
+		ss := &benchStream{ctx: ctx}
+		in := interceptors.StreamServer(grpcDecider)
+		info := &grpc.StreamServerInfo{FullMethod: "/grpc.health.v1.Health/Watch", IsServerStream: true}
+		handler := func(any, grpc.ServerStream) error { return nil }
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := in(nil, ss, info, handler); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("client", func(b *testing.B) {
 		ctx := tenant.NewContext(context.Background(), grpcLabels)
 		in := interceptors.UnaryClient()
@@ -177,3 +194,12 @@ func BenchmarkInterceptorsDirect(b *testing.B) {
 		}
 	})
 }
+
+// benchStream is the server stream grpc would hand a stream interceptor:
+// only its context is used.
+type benchStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *benchStream) Context() context.Context { return s.ctx }
