@@ -39,7 +39,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	c := newConfig(opts)
 	if c.outcome == nil {
 		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := label(ctx, d, c.strip)
+			ctx, err := label(ctx, d, incoming{ctx}, c.strip)
 			if err != nil {
 				return nil, err
 			}
@@ -48,7 +48,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	}
 	outcome := c.outcome
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := label(ctx, d, c.strip)
+		ctx, err := label(ctx, d, incoming{ctx}, c.strip)
 		if err != nil {
 			return nil, err
 		}
@@ -67,15 +67,19 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 	c := newConfig(opts)
 	outcome := c.outcome
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := label(ss.Context(), d, c.strip)
+		// The wrapper the handler gets is also the Decider's Source: one
+		// allocation for both.
+		ls := &labelledStream{ServerStream: ss}
+		ctx, err := label(ss.Context(), d, (*streamSource)(ls), c.strip)
 		if err != nil {
 			return err
 		}
+		ls.ctx = ctx
 		if outcome == nil {
-			return handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+			return handler(srv, ls)
 		}
 		start := time.Now()
-		err = handler(srv, &labelledStream{ServerStream: ss, ctx: ctx})
+		err = handler(srv, ls)
 		report(ctx, outcome, err, time.Since(start))
 		return err
 	}
@@ -115,12 +119,12 @@ func (s *labelledStream) Context() context.Context { return s.ctx }
 // without a Decider.
 var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
 
-// label decides the call's labels and returns ctx carrying them.
-func label(ctx context.Context, d tenant.Decider, strip bool) (context.Context, error) {
+// label decides the call's labels, reading its metadata from src, and returns
+// ctx carrying them.
+func label(ctx context.Context, d tenant.Decider, src tenant.Source, strip bool) (context.Context, error) {
 	if d == nil {
 		return ctx, errNilDecider
 	}
-	src := incoming{ctx}
 	req := tenant.Request{Source: src, Wire: tenant.GRPC, Peer: peerAddr(ctx), TraceID: traceID(ctx)}
 	l, err := d.Decide(ctx, req)
 	if err != nil {
