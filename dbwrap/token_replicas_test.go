@@ -16,9 +16,10 @@ import (
 // replica's replay position the test sets.
 type posDialect struct {
 	fakeDialect
-	mu     sync.Mutex
-	write  uint64
-	replay map[string]uint64 // by fake server name
+	mu       sync.Mutex
+	write    uint64
+	replay   map[string]uint64 // by fake server name
+	promoted map[string]bool
 }
 
 func (d *posDialect) WritePosition(context.Context, Querier) (uint64, error) {
@@ -35,7 +36,7 @@ func (d *posDialect) ReplicaStatus(ctx context.Context, q Querier) (ReplicaStatu
 	name, _ := row[0].(string)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return ReplicaStatus{InRecovery: true, Replay: d.replay[name]}, nil
+	return ReplicaStatus{InRecovery: !d.promoted[name], Replay: d.replay[name]}, nil
 }
 
 func (d *posDialect) set(server string, pos uint64) {
@@ -104,5 +105,39 @@ func TestTokenKeptWhileAnyReplicaIsBehind(t *testing.T) {
 	reads("r2 caught up", "r2", req, next())
 	if tok, _ := ConsistencyToken(req); tok != token {
 		t.Errorf("the token changed to %q without a write", tok)
+	}
+}
+
+// A replica that is no longer in recovery (promoted: its data may have
+// diverged from the primary's) is taken out of service at the next poll;
+// reads go to the primary (GORM dbresolver#47).
+func TestPromotedReplicaTakenOut(t *testing.T) {
+	log := &fakeLog{}
+	p := &fakeConnector{server: "primary", log: log}
+	r := &fakeConnector{server: "r1", log: log}
+	d := &posDialect{write: 1, replay: map[string]uint64{"r1": 1}, promoted: map[string]bool{}}
+	db, err := OpenDB(Connectors{Primary: p, Replicas: []driver.Connector{r}}, Config{
+		Dialect: d, PollInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	env := &fakeEnv{log: log, db: db}
+	bg := context.Background()
+	if got := env.server(t, bg, "select 1"); got != "r1" {
+		t.Fatalf("read before the promotion went to %s", got)
+	}
+	d.mu.Lock()
+	d.promoted["r1"] = true
+	d.mu.Unlock()
+	eventually(t, "the promoted replica is taken out", func() bool {
+		r, err := Explain(bg, db, "select 1")
+		return err == nil && r.Target == TargetPrimary && r.Reason == ReasonNoHealthyReplica
+	})
+	for i := 0; i < 20; i++ {
+		if got := env.server(t, bg, "select 1"); got != "primary" {
+			t.Fatalf("read %d after the promotion went to %s, want the primary", i, got)
+		}
 	}
 }
