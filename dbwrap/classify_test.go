@@ -474,6 +474,7 @@ func BenchmarkClassify(b *testing.B) {
 func TestClassifyAgreesWithReplica(t *testing.T) {
 	primary := openTestDB(t, testenv.PGPrimary(t))
 	replica := openTestDB(t, testenv.PGReplica(t))
+	lockReplica(t) // the replica must replay the fixture
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	setupClassifyFixture(ctx, t, primary, replica)

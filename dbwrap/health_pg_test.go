@@ -5,8 +5,61 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/reqcanary/canary/tenant"
 )
+
+// healthMetrics is what the health metrics of one replica say.
+type healthMetrics struct {
+	lag   float64 // seconds; -1 when not observed
+	up    int64   // -1 when not observed
+	downs int64
+	ups   int64
+}
+
+func collectHealth(t *testing.T, r *sdkmetric.ManualReader, server string) healthMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	h := healthMetrics{lag: -1, up: -1}
+	of := func(s attribute.Set) bool { v, _ := s.Value(AttrServer); return v.AsString() == server }
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Gauge[float64]:
+				for _, dp := range d.DataPoints {
+					if m.Name == MetricReplicaLag && of(dp.Attributes) {
+						h.lag = dp.Value
+					}
+				}
+			case metricdata.Gauge[int64]:
+				for _, dp := range d.DataPoints {
+					if m.Name == MetricReplicaUp && of(dp.Attributes) {
+						h.up = dp.Value
+					}
+				}
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					if m.Name != MetricReplicaEvents || !of(dp.Attributes) {
+						continue
+					}
+					switch ev, _ := dp.Attributes.Value("canary.db.event"); ev.AsString() {
+					case "down":
+						h.downs += dp.Value
+					case "up":
+						h.ups += dp.Value
+					}
+				}
+			}
+		}
+	}
+	return h
+}
 
 // A replica lagging more than MaxReplicaLag is taken out, and comes back
 // only after RecoverAfter of healthy polls once it has caught up.
@@ -15,11 +68,21 @@ func TestPGLaggingReplicaTakenOutWithHysteresis(t *testing.T) {
 	cfg := e.config()
 	cfg.MaxReplicaLag = 300 * time.Millisecond
 	cfg.RecoverAfter = 2 * time.Second
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	cfg.MeterProvider = mp
 	db := e.open(t, cfg)
 	tbl := e.table(t, "id int")
 	ctx := context.Background()
 	if a := who(t, ctx, db); !a.InRecovery {
 		t.Fatalf("read before the lag went to %+v", a)
+	}
+	eventually(t, "the poller measures the replica's lag", func() bool {
+		return collectHealth(t, reader, "replica-0").lag >= 0
+	})
+	if h := collectHealth(t, reader, "replica-0"); h.up != 1 || h.lag > cfg.MaxReplicaLag.Seconds() || h.downs != 0 {
+		t.Errorf("healthy replica: metrics %+v, want up 1, lag under %v, no down event", h, cfg.MaxReplicaLag)
 	}
 	e.pauseReplay(t)
 	if _, err := db.ExecContext(ctx, "insert into "+tbl+" values (1)"); err != nil {
@@ -32,6 +95,9 @@ func TestPGLaggingReplicaTakenOutWithHysteresis(t *testing.T) {
 	if a := who(t, ctx, db); a.InRecovery {
 		t.Errorf("read with the replica out went to %+v", a)
 	}
+	if h := collectHealth(t, reader, "replica-0"); h.up != 0 || h.lag <= cfg.MaxReplicaLag.Seconds() || h.downs != 1 {
+		t.Errorf("lagging replica: metrics %+v, want up 0, lag over %v, one down event", h, cfg.MaxReplicaLag)
+	}
 	if _, err := e.replica.ExecContext(ctx, "select pg_wal_replay_resume()"); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +109,9 @@ func TestPGLaggingReplicaTakenOutWithHysteresis(t *testing.T) {
 	eventually(t, "the replica serves reads again", func() bool {
 		return who(t, ctx, db).InRecovery
 	})
+	if h := collectHealth(t, reader, "replica-0"); h.up != 1 || h.lag > cfg.MaxReplicaLag.Seconds() || h.downs != 1 || h.ups != 1 {
+		t.Errorf("recovered replica: metrics %+v, want up 1, lag under %v, one down and one up event", h, cfg.MaxReplicaLag)
+	}
 }
 
 // With ConsistencyWait, a read that carries a token the poller has not seen

@@ -133,9 +133,12 @@ func TestPGReadOnlyTransactionStaysOnOneReplicaBackend(t *testing.T) {
 	}
 }
 
-// pauseReplay pauses WAL replay on the replica until the test ends.
+// pauseReplay pauses WAL replay on the replica until the test ends. It
+// holds the replica lock exclusively, so that no other test process reads
+// from the replica meanwhile.
 func (e *pgEnv) pauseReplay(t *testing.T) {
 	t.Helper()
+	e.lock.makeExclusive(t)
 	t.Cleanup(func() {
 		if _, err := e.replica.ExecContext(context.Background(), "select pg_wal_replay_resume()"); err != nil {
 			t.Errorf("resume replay: %v", err)
@@ -326,6 +329,7 @@ func TestPGReplicaStoppedNoCallerErrors(t *testing.T) {
 	if a := who(t, ctx, db); !a.InRecovery {
 		t.Fatalf("read before the stop went to %+v", a)
 	}
+	e.lock.makeExclusive(t)
 	t.Cleanup(func() { testenv.ReplicaCtl(t, "start") })
 
 	// Each worker reads 1000 times: the replica is stopped once 200 reads

@@ -70,12 +70,13 @@ type pgEnv struct {
 	app                      string
 	primaryPort, replicaPort int
 	primary, replica         *sql.DB // bare pgx pools, for checks and setup
+	lock                     *replicaLock
 }
 
 func newPGEnv(t *testing.T) *pgEnv {
 	t.Helper()
 	p, r := testenv.PGPrimary(t), testenv.PGReplica(t)
-	e := &pgEnv{app: testApp(t)}
+	e := &pgEnv{app: testApp(t), lock: lockReplica(t)}
 	e.primaryDSN, e.replicaDSN = withApp(p, e.app), withApp(r, e.app)
 	var err error
 	if e.primary, err = sql.Open("pgx", withApp(p, e.app+"_check")); err != nil {
