@@ -5,10 +5,11 @@ package dbwrap
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reqcanary/canary/internal/testenv"
 )
 
 // The test clusters are shared: `go test ./...` runs packages in parallel,
@@ -19,7 +20,7 @@ import (
 // replica is made to lag or fail on its behalf. Any test, in any package,
 // that needs a replica that replays and answers should hold the shared lock
 // (flock(2) LOCK_SH on this file) for its duration.
-var replicaLockFile = filepath.Join(os.TempDir(), "canary-pg-replica.lock")
+var replicaLockFile = testenv.ReplicaLockFile
 
 // replicaLockWait bounds the wait for the lock: a test that cannot get it
 // fails with a message instead of hanging until the test binary's timeout.

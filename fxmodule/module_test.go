@@ -242,6 +242,7 @@ func TestModuleErrors(t *testing.T) {
 // leaves the user's read-your-writes token in Redis.
 func TestModulePostgresRedis(t *testing.T) {
 	primary, replica, redisAddr := testenv.PGPrimary(t), testenv.PGReplica(t), testenv.RedisAddr(t)
+	testenv.LockReplicaShared(t) // dbwrap tests stop the replica under an exclusive hold
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
 

@@ -525,6 +525,7 @@ func TestBadStart(t *testing.T) {
 // Redis cache is served by the other when its pricing is down.
 func TestPostgresAndRedis(t *testing.T) {
 	primary, replica, redisAddr := testenv.PGPrimary(t), testenv.PGReplica(t), testenv.RedisAddr(t)
+	testenv.LockReplicaShared(t) // dbwrap tests stop the replica under an exclusive hold
 	args := []string{"-pg-primary", primary, "-pg-replica", replica, "-redis", redisAddr}
 	env := []string{"CANARY_USER_HASH_KEY=demo-shop-e2e-shared-key"} // both shops hash users alike
 	a := startShop(t, env, args...)

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package testenv
+
+import "testing"
+
+// LockReplicaShared serialises tests sharing the replica on unix (see
+// replicalock_unix.go); elsewhere it does nothing.
+func LockReplicaShared(testing.TB) {}

@@ -1,0 +1,49 @@
+//go:build unix
+
+package testenv
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ReplicaLockFile is the lock that tests sharing the PostgreSQL replica take
+// (flock(2)): the dbwrap tests that pause replay or stop the replica hold it
+// exclusively, every other test that needs a replica that replays and
+// answers holds it shared. `go test ./...` runs packages in parallel, so
+// without it a test in one package could see the replica stopped by another.
+var ReplicaLockFile = filepath.Join(os.TempDir(), "canary-pg-replica.lock")
+
+// LockReplicaShared holds the shared replica lock until the end of the test,
+// waiting up to five minutes for a test that disrupts the replica to finish.
+// Do not call it from a test that also takes the lock another way: two holds
+// in one process can deadlock an upgrade to exclusive.
+func LockReplicaShared(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(ReplicaLockFile, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("replica lock: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			t.Fatalf("replica lock %s: %v", ReplicaLockFile, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica lock %s: still held exclusively by another test process after 5m", ReplicaLockFile)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
