@@ -35,6 +35,7 @@ type config struct {
 	poll          time.Duration
 	meter         metric.MeterProvider
 	errs          []error
+	guard         guardOptions // guard_options.go
 }
 
 func (c *config) errorf(format string, args ...any) {

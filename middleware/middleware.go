@@ -94,5 +94,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[tenant.HeaderCohort] = cohortStable
 	}
 	annotate(span, h.cfg.flagKey, l) // a remote parent never records: the active span is the one to annotate
+	if h.cfg.outcome != nil {
+		h.serveOutcome(w, r.WithContext(ctx), l)
+		return
+	}
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -11,6 +11,7 @@ type config struct {
 	proxies       []netip.Prefix
 	requireTenant bool
 	flagKey       string
+	outcome       OutcomeFunc // outcome.go
 }
 
 func newConfig(opts []Option) config {
