@@ -112,7 +112,7 @@ func TestGuardTripsAndRearms(t *testing.T) {
 	var rec struct {
 		Msg  string `json:"msg"`
 		Trip struct {
-			Rule   string `json:"rule"`
+			Rule   string  `json:"rule"`
 			Window float64 `json:"window"`
 			Canary struct {
 				Samples     int     `json:"samples"`
