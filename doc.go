@@ -13,7 +13,12 @@
 //   - [Engine.Middleware] (built on package middleware) puts the labels in
 //     each HTTP request's context; handlers read them with tenant.FromContext;
 //   - [Middleware] is the zero-config form, on a default engine configured
-//     by the environment (CANARY_PLAN), for r.Use(canary.Middleware).
+//     by the environment (CANARY_PLAN), for r.Use(canary.Middleware);
+//   - the guard ([WithGuard], or the plan's guard section) compares each
+//     request's outcome between canary and stable and turns the kill switch
+//     on when the canary is worse (docs/guard.md); [WithFleetSwitch] shares
+//     the kill switch across instances through Redis, and [AdminHandler] is
+//     the operator's view and switch (docs/operations.md).
 //
 // A chi service:
 //

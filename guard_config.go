@@ -156,9 +156,6 @@ func checkGuard(g *GuardConfig, fail func(key, reason string)) {
 	}
 }
 
-// formatGuardDuration writes a duration as the plan file does.
-func formatGuardDuration(d time.Duration) string { return d.String() }
-
 // guardKeys are the keys of a plan's guard section, in the order of
 // GuardConfig's fields.
 var guardKeys = []string{
