@@ -11,7 +11,9 @@ import (
 // override.header), and decides the cohort in this order of precedence, the
 // first rule that applies giving the Labels.Reason:
 //
-//  1. kill switch on (run-time or plan): stable, "kill-switch";
+//  1. kill switch on: stable, "guard" when only a tripped guard holds it
+//     (this process's or, with a fleet switch, another's), otherwise
+//     "kill-switch" (run-time, plan or the fleet's operator switch);
 //  2. a signed upstream decision (X-Canary-Decision) that verifies under
 //     the engine's key and has not expired, when the engine has a key
 //     ([WithSigningKey]) and is not an edge ([WithEdge]): its cohort,
@@ -69,8 +71,8 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	}
 
 	switch {
-	case e.kill.Load() || p.plan.KillSwitch:
-		l.Cohort, l.Reason = tenant.Stable, tenant.ReasonKillSwitch
+	case e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load() != 0:
+		l.Cohort, l.Reason = tenant.Stable, e.killReason(p)
 
 	case fromUpstream:
 		l = up.Labels()
@@ -80,6 +82,7 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	default:
 		l.Cohort, l.Reason = p.rule(t, l.Bucket)
 	}
+	e.g.tel.decided(ctx, l)
 	return l, nil
 }
 

@@ -20,6 +20,11 @@
 //     as a signed X-Canary-Decision that engines sharing the key adopt
 //     exactly, and that an edge ([WithEdge]) never adopts
 //     (docs/propagation.md).
+//   - the guard ([WithGuard], or the plan's guard section) compares each
+//     request's outcome between canary and stable and turns the kill switch
+//     on when the canary is worse (docs/guard.md); [WithFleetSwitch] shares
+//     the kill switch across instances through Redis, and [AdminHandler] is
+//     the operator's view and switch (docs/operations.md).
 //
 // A chi service:
 //

@@ -42,6 +42,7 @@ type Engine struct {
 
 	sig signing     // signed decisions (sign.go)
 	rpc rpcAdapters // gRPC interceptors (grpc.go)
+	g   guardEngine // guard.go: the guard, the fleet switch, telemetry
 }
 
 var _ tenant.Decider = (*Engine)(nil)
@@ -123,7 +124,10 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 		e.cur.Store(c)
 	}
 
-	mwOpts := []middleware.Option{middleware.WithTrustedProxies(cfg.proxies...)}
+	if err := e.initGuard(cfg); err != nil {
+		return nil, err
+	}
+	mwOpts := []middleware.Option{middleware.WithTrustedProxies(cfg.proxies...), middleware.WithOutcome(e.recordHTTP)}
 	if cfg.requireTenant {
 		mwOpts = append(mwOpts, middleware.WithRequireTenant())
 	}
@@ -176,15 +180,19 @@ func (e *Engine) PlanError() error {
 	return nil
 }
 
-// SetKillSwitch turns the run-time kill switch on or off. While on, every
-// request is stable with reason kill-switch, whatever the plan says. It
-// survives plan reloads. Turning it off does not override a plan whose
-// kill_switch is true.
+// SetKillSwitch turns this process's run-time kill switch on or off. While
+// on, every request is stable with reason kill-switch, whatever the plan
+// says. It survives plan reloads. Turning it off does not override a plan
+// whose kill_switch is true, nor a tripped guard or the fleet's switch; see
+// [Engine.TurnKillSwitch] for the operator's switch of a whole fleet.
 func (e *Engine) SetKillSwitch(on bool) { e.kill.Store(on) }
 
 // KillSwitch reports whether the kill switch is in force: the run-time switch
-// ([Engine.SetKillSwitch]) or the plan's kill_switch.
-func (e *Engine) KillSwitch() bool { return e.kill.Load() || e.cur.Load().plan.KillSwitch }
+// ([Engine.SetKillSwitch]), the plan's kill_switch, a tripped guard or the
+// fleet's switch. [Engine.Status] says which.
+func (e *Engine) KillSwitch() bool {
+	return e.kill.Load() || e.cur.Load().plan.KillSwitch || e.g.kill.Load() != 0
+}
 
 // UntrustedOverrides returns how many requests carried an override header
 // from a peer outside the plan's override.trusted_cidrs since the engine was
@@ -200,14 +208,16 @@ func (e *Engine) UntrustedOverrides() uint64 { return e.untrusted.Load() }
 // Router.Use takes: r.Use(engine.Middleware).
 func (e *Engine) Middleware(next http.Handler) http.Handler { return e.mw(next) }
 
-// Close stops watching the plan file and waits for the watcher to finish. The
-// engine keeps deciding with the plan in force. Close is idempotent, safe to
-// call concurrently, and always returns nil.
+// Close stops watching the plan file, evaluating the guard and following the
+// fleet's switch, and waits for their goroutines to finish. The engine keeps
+// deciding with the plan and kill switch in force. Close is idempotent, safe
+// to call concurrently, and always returns nil.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		if e.watcher != nil {
 			e.watcher.stop()
 		}
+		e.closeGuard()
 	})
 	return nil
 }

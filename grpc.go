@@ -29,7 +29,8 @@ func (e *Engine) initRPC() {
 // serverInterceptorOptions are the options of the engine's server
 // interceptors.
 func (e *Engine) serverInterceptorOptions() []interceptors.Option {
-	var opts []interceptors.Option
+	// Every call's outcome feeds the guard and the outcomes metric.
+	opts := []interceptors.Option{interceptors.WithOutcome(e.recordGRPC)}
 	if e.sig.edge {
 		opts = append(opts, interceptors.WithStripDecision())
 	}

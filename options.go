@@ -35,7 +35,8 @@ type config struct {
 	poll          time.Duration
 	meter         metric.MeterProvider
 	errs          []error
-	sign          signConfig // options_sign.go
+	sign          signConfig   // options_sign.go
+	guard         guardOptions // guard_options.go
 }
 
 func (c *config) errorf(format string, args ...any) {

@@ -30,6 +30,8 @@ const (
 //	override:
 //	  header: X-Canary              # values: canary | stable
 //	  trusted_cidrs: [10.0.0.0/8]   # peers whose override header is honoured
+//	guard:                  # see GuardConfig and docs/guard.md
+//	  enabled: true
 //
 // Every key is optional. The zero Plan sends no traffic to canary and honours
 // no override: version 0, empty salt, 0 %, no tenant lists, override header
@@ -55,6 +57,10 @@ type Plan struct {
 	// Override says which header overrides the decision and whose requests
 	// may use it.
 	Override Override `yaml:"override"`
+	// Guard, when not nil, configures the guard (the plan file's guard
+	// section) and takes precedence over [WithGuard]; nil (no section)
+	// leaves the guard as WithGuard configured it, off by default.
+	Guard *GuardConfig `yaml:"guard"`
 }
 
 // TenantLists are the plan's per-tenant rules. A tenant may be on at most one
@@ -84,6 +90,10 @@ func (p Plan) clone() Plan {
 	p.Tenants.Canary = slices.Clone(p.Tenants.Canary)
 	p.Tenants.Stable = slices.Clone(p.Tenants.Stable)
 	p.Override.TrustedCIDRs = slices.Clone(p.Override.TrustedCIDRs)
+	if p.Guard != nil {
+		g := *p.Guard
+		p.Guard = &g
+	}
 	return p
 }
 

@@ -71,6 +71,7 @@ func validatePlan(p *Plan, pos map[string]yaml.Node) []*PlanError {
 			fail("override.trusted_cidrs["+strconv.Itoa(i)+"]", why)
 		}
 	}
+	checkGuard(p.Guard, fail)
 	return errs
 }
 

@@ -173,7 +173,7 @@ func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
 		w.errs = append(w.errs, &PlanError{Line: root.Line, Reason: "the plan is empty"})
 		return
 	}
-	top := []string{"version", "salt", "canary_percent", "kill_switch", "tenants", "override"}
+	top := []string{"version", "salt", "canary_percent", "kill_switch", "tenants", "override", "guard"}
 	w.mapping("", root, top, func(key, path string, v *yaml.Node) {
 		switch key {
 		case "version":
@@ -200,6 +200,8 @@ func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
 					p.Override.TrustedCIDRs = w.prefixes(path, v)
 				}
 			})
+		case "guard":
+			w.guard(p, path, v)
 		}
 	})
 }

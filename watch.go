@@ -72,6 +72,7 @@ func (w *watcher) load() error {
 		var c *compiledPlan
 		if c, err = compile(p); err == nil {
 			prev := w.e.cur.Swap(c)
+			w.e.applyGuardConfig(c)
 			w.e.planErr.Store(nil)
 			w.lastErr = ""
 			if prev != nil {

@@ -87,5 +87,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.stripDecision {
 		r = stripDecision(r)
 	}
+	if h.cfg.outcome != nil {
+		h.serveOutcome(w, r.WithContext(ctx), l)
+		return
+	}
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }

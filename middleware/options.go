@@ -17,6 +17,7 @@ type config struct {
 	flagKey       string
 	sign          tenant.SignFunc // Transport: WithSigner
 	stripDecision bool            // New: WithStripDecision
+	outcome       OutcomeFunc     // outcome.go
 }
 
 func newConfig(opts []Option) config {

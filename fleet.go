@@ -1,0 +1,129 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reqcanary/canary/internal/fleet"
+)
+
+// Reasons the engine writes in the fleet state; a reason is a guard's when it
+// is fleetReasonGuard or starts with it and a colon.
+const (
+	fleetReasonGuard    = "guard"
+	fleetReasonOperator = "operator"
+)
+
+func isGuardReason(r string) bool {
+	return r == fleetReasonGuard || strings.HasPrefix(r, fleetReasonGuard+":")
+}
+
+// fleetLink is the engine's fleet-wide kill switch.
+type fleetLink struct {
+	e       *Engine
+	sw      *fleet.Switch
+	timeout time.Duration
+}
+
+// startFleet starts following the fleet's switch and applies the state it
+// holds before returning.
+func startFleet(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultFleetPrefix
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = DefaultFleetStartTimeout
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = fleet.DefaultTimeout
+	}
+	sw, err := fleet.New(client, fleet.Options{Prefix: cfg.Prefix, ResyncInterval: cfg.ResyncInterval,
+		Timeout: cfg.Timeout, Logger: e.log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithFleetSwitch: %w", ErrInvalidOption, err)
+	}
+	f := &fleetLink{e: e, sw: sw, timeout: cfg.Timeout}
+	sw.OnChange(e.applyFleet)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	defer cancel()
+	if err := sw.Start(ctx); err != nil {
+		_ = sw.Close()
+		return nil, fmt.Errorf("canary: WithFleetSwitch: cannot read the fleet's kill switch: %w", err)
+	}
+	e.applyFleet(sw.State())
+	if st := sw.State(); st.On {
+		e.log.Warn("canary: the fleet's kill switch is on: every request is stable",
+			"key", sw.Key(), "reason", st.Reason, "actor", st.Actor, "at", st.At)
+	}
+	return f, nil
+}
+
+// set writes the fleet state with the link's timeout.
+func (f *fleetLink) set(on bool, reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	return f.setCtx(ctx, on, reason)
+}
+
+// setCtx writes the fleet state and applies it here at once.
+func (f *fleetLink) setCtx(ctx context.Context, on bool, reason string) error {
+	if len(reason) > fleet.MaxReasonLen {
+		reason = reason[:fleet.MaxReasonLen]
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := f.sw.Set(ctx, on, reason, f.e.g.instance); err != nil {
+		return fmt.Errorf("canary: fleet kill switch: %w", err)
+	}
+	f.e.applyFleet(f.sw.State())
+	return nil
+}
+
+// applyFleet makes the engine follow the fleet's state st. An off state newer
+// than this instance's trip re-arms the local guard too: the fleet holds one
+// switch, and whoever turned it off meant it for every instance.
+func (e *Engine) applyFleet(st fleet.State) {
+	e.g.mu.Lock()
+	if st.Version < e.g.fleetSeen {
+		e.g.mu.Unlock()
+		return // a state older than one already applied
+	}
+	e.g.fleetSeen = st.Version
+	bits := e.g.kill.Load() &^ (killFleetOperator | killFleetGuard)
+	switch {
+	case st.On && isGuardReason(st.Reason):
+		bits |= killFleetGuard
+	case st.On:
+		bits |= killFleetOperator
+	}
+	rearmed := false
+	if !st.On && e.g.trip.Load() != nil && st.Version > e.g.tripBase {
+		e.g.trip.Store(nil)
+		bits &^= killGuard
+		if gs := e.g.state.Load(); gs != nil {
+			gs.g.Reset()
+		}
+		rearmed = true
+	}
+	e.g.kill.Store(bits)
+	e.g.mu.Unlock()
+	if rearmed {
+		e.log.Info("canary: guard re-armed by the fleet", "reason", st.Reason, "actor", st.Actor)
+		e.g.tel.rearmed("fleet")
+	}
+}
+
+// defaultInstance names this process: host name and process id.
+func defaultInstance() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "unknown-host"
+	}
+	return h + ":" + strconv.Itoa(os.Getpid())
+}

@@ -1,0 +1,321 @@
+package canary
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/reqcanary/canary/internal/guard"
+	"github.com/reqcanary/canary/tenant"
+)
+
+// Sources of the kill switch other than the operator's run-time switch
+// (Engine.kill) and the plan, as bits of guardEngine.kill.
+const (
+	killGuard         uint32 = 1 << iota // this process's guard tripped
+	killFleetOperator                    // the fleet's switch is on, set by an operator
+	killFleetGuard                       // the fleet's switch is on, set by a guard
+)
+
+// guardState is the guard in force: immutable, swapped when the plan's guard
+// section changes.
+type guardState struct {
+	cfg    GuardConfig // as given (Enabled true)
+	source string      // "plan" or "option"
+	g      *guard.Guard
+}
+
+// guardEngine is the engine's guard, the kill-switch sources it and the fleet
+// add, and the telemetry of both. Decide reads only kill, an atomic.
+type guardEngine struct {
+	base     *GuardConfig
+	clock    guard.Clock
+	manual   bool
+	instance string
+
+	state atomic.Pointer[guardState] // the guard in force; nil when off
+	kill  atomic.Uint32
+	trip  atomic.Pointer[guard.Trip] // the local trip in force; nil when armed
+
+	mu        sync.Mutex // serialises config changes, trips, re-arms and fleet changes
+	tripBase  int64      // fleet version known when the local trip happened
+	fleetSeen int64      // newest fleet version applied
+
+	fleet *fleetLink // nil without WithFleetSwitch
+	tel   *telemetry
+
+	stop, done chan struct{} // the evaluation loop; nil when it does not run
+}
+
+// initGuard sets up the guard, the telemetry and the fleet switch from cfg;
+// the plan in force is already stored. It returns an error when the fleet
+// switch cannot start.
+func (e *Engine) initGuard(cfg *config) error {
+	o := &cfg.guard
+	e.g.base, e.g.clock, e.g.manual = o.base, o.clock, o.manual
+	if e.g.clock == nil {
+		e.g.clock = guard.SystemClock{}
+	}
+	e.g.instance = o.fleetCfg.Instance
+	if e.g.instance == "" {
+		e.g.instance = defaultInstance()
+	}
+	e.g.tel = newTelemetry(e, cfg.meter, o.logs)
+	e.applyGuardConfig(e.cur.Load())
+	if o.fleet != nil {
+		f, err := startFleet(e, o.fleet, o.fleetCfg)
+		if err != nil {
+			e.g.tel.close()
+			return err
+		}
+		e.g.fleet = f
+	}
+	if !e.g.manual && (e.g.base != nil || e.watcher != nil || e.g.state.Load() != nil) {
+		e.g.stop, e.g.done = make(chan struct{}), make(chan struct{})
+		go e.guardLoop()
+	}
+	return nil
+}
+
+// closeGuard stops the evaluation loop, the fleet switch and the telemetry.
+func (e *Engine) closeGuard() {
+	if e.g.stop != nil {
+		close(e.g.stop)
+		<-e.g.done
+	}
+	if e.g.fleet != nil {
+		if err := e.g.fleet.sw.Close(); err != nil {
+			e.log.Warn("canary: closing the fleet kill switch", "error", err)
+		}
+	}
+	if e.g.tel != nil {
+		e.g.tel.close()
+	}
+}
+
+// guardConfigFor returns the guard configuration that applies under plan p,
+// and where it comes from ("plan", "option", or "" when the guard is off).
+func (e *Engine) guardConfigFor(p *compiledPlan) (GuardConfig, string) {
+	switch {
+	case p != nil && p.plan.Guard != nil:
+		return *p.plan.Guard, "plan"
+	case e.g.base != nil:
+		return *e.g.base, "option"
+	}
+	return GuardConfig{}, ""
+}
+
+// applyGuardConfig makes the guard follow plan p: off, on, or reconfigured
+// (with an empty window) when its configuration changed. A trip in force
+// stays in force: only a re-arm ends it.
+func (e *Engine) applyGuardConfig(p *compiledPlan) {
+	cfg, src := e.guardConfigFor(p)
+	e.g.mu.Lock()
+	defer e.g.mu.Unlock()
+	cur := e.g.state.Load()
+	if !cfg.Enabled {
+		if cur != nil {
+			e.g.state.Store(nil)
+			e.log.Warn("canary: guard off", "source", src)
+		}
+		return
+	}
+	if cur != nil && cur.cfg == cfg {
+		if cur.source != src {
+			e.g.state.Store(&guardState{cfg: cfg, source: src, g: cur.g})
+		}
+		return
+	}
+	g, err := guard.New(cfg.internal(), e.g.clock)
+	if err != nil { // validated by the plan check or WithGuard; kept as a safety net
+		e.log.Error("canary: guard configuration refused; guard unchanged", "error", err)
+		return
+	}
+	e.g.state.Store(&guardState{cfg: cfg, source: src, g: g})
+	d := cfg.WithDefaults()
+	e.log.Info("canary: guard armed", "source", src, "window", cfg.Window(),
+		"failure_ratio", d.FailureRatio, "failure_margin", d.FailureMargin, "confidence", d.Confidence,
+		"latency_factor", d.LatencyFactor, "cooldown", cfg.Cooldown)
+}
+
+// guardLoop evaluates the guard a few times per bucket width until Close.
+func (e *Engine) guardLoop() {
+	defer close(e.g.done)
+	t := time.NewTimer(e.evalInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-e.g.stop:
+			return
+		case <-t.C:
+			e.evaluateGuard()
+			t.Reset(e.evalInterval())
+		}
+	}
+}
+
+// evalInterval is a quarter of the bucket width (at least 5ms); a second
+// while the guard is off, to notice a plan that turns it on.
+func (e *Engine) evalInterval() time.Duration {
+	gs := e.g.state.Load()
+	if gs == nil {
+		return time.Second
+	}
+	return max(gs.cfg.WithDefaults().BucketWidth/4, 5*time.Millisecond)
+}
+
+// evaluateGuard trips the guard when the window says the canary is worse,
+// and re-arms it when its cooldown is over.
+func (e *Engine) evaluateGuard() {
+	gs := e.g.state.Load()
+	if gs == nil {
+		return
+	}
+	if t := e.g.trip.Load(); t != nil {
+		if cd := gs.cfg.Cooldown; cd > 0 && e.g.clock.Now().Sub(t.At) >= cd {
+			if err := e.rearm(context.Background(), "cooldown"); err != nil {
+				e.log.Warn("canary: guard cooldown: re-arming the fleet", "error", err)
+			}
+		}
+		return
+	}
+	if e.g.kill.Load()&killFleetGuard != 0 {
+		return // another instance's guard holds the fleet's switch
+	}
+	if t, ok := gs.g.Evaluate(); ok {
+		e.tripGuard(gs, t)
+	}
+}
+
+// tripGuard turns the kill switch on for trip t, logs and reports it, and
+// tells the fleet.
+func (e *Engine) tripGuard(gs *guardState, t guard.Trip) {
+	e.g.mu.Lock()
+	if e.g.state.Load() != gs || e.g.trip.Load() != nil {
+		e.g.mu.Unlock()
+		return
+	}
+	e.g.trip.Store(&t)
+	e.g.kill.Store(e.g.kill.Load() | killGuard)
+	if e.g.fleet != nil {
+		e.g.tripBase = e.g.fleet.sw.State().Version
+	}
+	e.g.mu.Unlock()
+
+	e.log.Error("canary: guard tripped: kill switch on, every new request is stable until re-armed",
+		"trip", t, "summary", t.String(), "cooldown", gs.cfg.Cooldown)
+	e.g.tel.tripped(t)
+	if e.g.fleet != nil {
+		if err := e.g.fleet.set(true, fleetReasonGuard+": "+t.String()); err != nil {
+			e.log.Error("canary: guard tripped but the fleet could not be told; only this instance is rolled back",
+				"error", err)
+		}
+	}
+}
+
+// RearmGuard re-arms the guard after a trip: the kill switch the guard turned
+// on turns off (on every instance with [WithFleetSwitch]), and the guard's
+// window is emptied, so the failures that tripped it do not trip it again.
+// The operator's switch and the plan's kill_switch are left as they are. It
+// returns an error only when the fleet cannot be written; the local guard is
+// re-armed even then. Safe for concurrent use.
+func (e *Engine) RearmGuard(ctx context.Context) error { return e.rearm(ctx, "operator") }
+
+// rearm re-arms the local guard and, when the fleet's switch is held by a
+// guard, the fleet's. by says who (for the log).
+func (e *Engine) rearm(ctx context.Context, by string) error {
+	e.g.mu.Lock()
+	was := e.g.trip.Swap(nil)
+	e.g.kill.Store(e.g.kill.Load() &^ killGuard)
+	if gs := e.g.state.Load(); gs != nil {
+		gs.g.Reset()
+	}
+	e.g.mu.Unlock()
+	if was != nil {
+		e.log.Info("canary: guard re-armed: kill switch off", "by", by)
+		e.g.tel.rearmed(by)
+	}
+	if f := e.g.fleet; f != nil {
+		if st := f.sw.State(); st.On && isGuardReason(st.Reason) {
+			return f.setCtx(ctx, false, "re-armed by "+by)
+		}
+	}
+	return nil
+}
+
+// TurnKillSwitch is the operator's kill switch. On: every new request is
+// stable with reason kill-switch. Off: the operator's switch turns off and
+// the guard is re-armed (see [Engine.RearmGuard]); a plan whose kill_switch
+// is true keeps everyone stable. note says why, for the logs and the fleet
+// state (at most 200 bytes are kept).
+//
+// With [WithFleetSwitch] it acts on every instance and returns an error when
+// Redis cannot be written (nothing then changes); without, it acts on this
+// process, like [Engine.SetKillSwitch], and returns nil. Safe for concurrent
+// use.
+func (e *Engine) TurnKillSwitch(ctx context.Context, on bool, note string) error {
+	if len(note) > 200 {
+		note = note[:200]
+	}
+	reason := fleetReasonOperator
+	if note != "" {
+		reason += ": " + note
+	}
+	if f := e.g.fleet; f != nil {
+		if err := f.setCtx(ctx, on, reason); err != nil {
+			return err
+		}
+	}
+	if on {
+		if e.g.fleet == nil {
+			e.kill.Store(true)
+		}
+		e.log.Warn("canary: kill switch turned on by an operator", "note", note, "fleet", e.g.fleet != nil)
+		return nil
+	}
+	e.kill.Store(false)
+	e.log.Info("canary: kill switch turned off by an operator", "note", note, "fleet", e.g.fleet != nil)
+	return e.rearm(ctx, "operator")
+}
+
+// killReason is the Labels.Reason of a request decided while the kill switch
+// is on: kill-switch when an operator or the plan holds it, guard when only a
+// guard does.
+func (e *Engine) killReason(p *compiledPlan) string {
+	if e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load()&killFleetOperator != 0 {
+		return tenant.ReasonKillSwitch
+	}
+	return tenant.ReasonGuard
+}
+
+// RecordOutcome feeds the guard one request of cohort c (stable or canary;
+// others are ignored) that failed or not and took latency, and counts it in
+// the canary.outcomes metric. The engine's HTTP middleware and gRPC server
+// interceptors call it for every labelled request; call it for the outcomes
+// they cannot see, such as a fallback taken or a shadow response that
+// differed from the canary's (report those as failed). It is lock-free and
+// does not allocate; with the guard off only the metric is counted. Safe for
+// concurrent use.
+func (e *Engine) RecordOutcome(ctx context.Context, c tenant.Cohort, failed bool, latency time.Duration) {
+	if c != tenant.Stable && c != tenant.Canary {
+		return
+	}
+	if gs := e.g.state.Load(); gs != nil {
+		gs.g.Record(c, failed, latency)
+	}
+	e.g.tel.outcome(ctx, c, failed)
+}
+
+// recordHTTP is the engine middleware's outcome hook: a 5xx is a failure.
+func (e *Engine) recordHTTP(ctx context.Context, l tenant.Labels, status int, elapsed time.Duration) {
+	e.RecordOutcome(ctx, l.Cohort, guard.HTTPFailed(status), elapsed)
+}
+
+// recordGRPC is the gRPC server interceptors' outcome hook: Unavailable,
+// Internal, Unknown, DeadlineExceeded and DataLoss are failures.
+func (e *Engine) recordGRPC(ctx context.Context, l tenant.Labels, code codes.Code, elapsed time.Duration) {
+	e.RecordOutcome(ctx, l.Cohort, guard.GRPCFailed(code), elapsed)
+}

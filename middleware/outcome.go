@@ -1,0 +1,166 @@
+package middleware
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/reqcanary/canary/tenant"
+)
+
+// OutcomeFunc receives the outcome of one labelled request: its labels, the
+// status code the handler answered with, and how long the handler took.
+type OutcomeFunc func(ctx context.Context, l tenant.Labels, status int, elapsed time.Duration)
+
+// WithOutcome makes the middleware call fn after the handler of each
+// labelled request returns, with the request's context and labels, the final
+// status code and the handler's duration. The status is the first one of 200
+// or more given to WriteHeader (informational 1xx responses are skipped), 200
+// when the handler wrote a body, flushed or wrote nothing, 500 when the
+// handler panicked (fn is called, then the panic goes on), and 0 when it
+// hijacked the connection without writing a status. Requests answered 400 by
+// the middleware itself (invalid headers) are not reported.
+//
+// To see the status, the handler gets a wrapped http.ResponseWriter that
+// keeps http.Flusher, http.Hijacker and io.ReaderFrom when the original has
+// them, and unwraps (Unwrap) for http.ResponseController. The wrappers are
+// pooled: a handler must not use its ResponseWriter after it returns, as
+// net/http requires anyway. fn runs on the request's goroutine, so it must
+// be fast and safe for concurrent use.
+//
+// Default: nil; nothing is wrapped and no clock is read. A nil fn keeps the
+// default.
+func WithOutcome(fn OutcomeFunc) Option {
+	return optionFunc(func(c *config) {
+		if fn != nil {
+			c.outcome = fn
+		}
+	})
+}
+
+// serveOutcome calls next through a status-recording writer and reports the
+// outcome.
+func (h *handler) serveOutcome(w http.ResponseWriter, r *http.Request, l tenant.Labels) {
+	sw := writerPool.Get().(*statusWriter)
+	sw.w = w
+	start := time.Now()
+	done := false
+	defer func() {
+		if !done { // the handler panicked: the client sees a 500 or a reset
+			h.cfg.outcome(r.Context(), l, http.StatusInternalServerError, time.Since(start))
+		}
+	}()
+	h.next.ServeHTTP(sw.wrap(), r)
+	done = true
+	status := sw.status
+	if status == 0 && !sw.hijacked {
+		status = http.StatusOK
+	}
+	*sw = statusWriter{}
+	writerPool.Put(sw)
+	h.cfg.outcome(r.Context(), l, status, time.Since(start))
+}
+
+var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// statusWriter records the status a handler answers with.
+type statusWriter struct {
+	w        http.ResponseWriter
+	status   int
+	hijacked bool
+}
+
+// The variants handed to handlers, by what the original writer implements.
+// Each holds only a pointer, so converting it to an interface allocates
+// nothing.
+type (
+	flushWriter       struct{ *statusWriter }
+	hijackWriter      struct{ *statusWriter }
+	flushHijackWriter struct{ *statusWriter }
+	rwUnwrapper       interface{ Unwrap() http.ResponseWriter }
+)
+
+var (
+	_ http.ResponseWriter = (*statusWriter)(nil)
+	_ io.ReaderFrom       = (*statusWriter)(nil)
+	_ rwUnwrapper         = (*statusWriter)(nil)
+	_ http.Flusher        = flushWriter{}
+	_ http.Hijacker       = hijackWriter{}
+	_ http.Flusher        = flushHijackWriter{}
+	_ http.Hijacker       = flushHijackWriter{}
+)
+
+func (s *statusWriter) wrap() http.ResponseWriter {
+	_, fl := s.w.(http.Flusher)
+	_, hj := s.w.(http.Hijacker)
+	switch {
+	case fl && hj:
+		return flushHijackWriter{s}
+	case fl:
+		return flushWriter{s}
+	case hj:
+		return hijackWriter{s}
+	}
+	return s
+}
+
+func (s *statusWriter) Header() http.Header { return s.w.Header() }
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code
+	}
+	s.w.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.w.Write(p)
+}
+
+// ReadFrom uses the original writer's ReadFrom when it has one (net/http's
+// does: sendfile), else copies.
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if rf, ok := s.w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{s.w}, r)
+}
+
+// Unwrap returns the original writer, for http.ResponseController.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.w }
+
+func (s *statusWriter) flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	s.w.(http.Flusher).Flush()
+}
+
+func (s *statusWriter) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := s.w.(http.Hijacker).Hijack()
+	if err == nil {
+		s.hijacked = true
+	}
+	return c, rw, err
+}
+
+// writerOnly hides a writer's ReadFrom, so io.Copy does not recurse.
+type writerOnly struct{ io.Writer }
+
+func (w flushWriter) Flush() { w.flush() }
+
+func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
+
+func (w flushHijackWriter) Flush() { w.flush() }
+
+func (w flushHijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }

@@ -1,0 +1,242 @@
+package canary
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/reqcanary/canary/internal/guard"
+)
+
+// Status is what [Engine.Status] reports, and the JSON the [AdminHandler]
+// serves.
+type Status struct {
+	// Plan is the plan in force (see [Plan.MarshalJSON] for its JSON form).
+	Plan Plan `json:"plan"`
+	// PlanVersion is Plan.Version.
+	PlanVersion int `json:"plan_version"`
+	// PlanError is the text of [Engine.PlanError], "" when none.
+	PlanError string `json:"plan_error,omitempty"`
+	// KillSwitch says whether every request is stable, and why.
+	KillSwitch KillSwitchStatus `json:"kill_switch"`
+	// Guard holds the guard's state and window figures.
+	Guard GuardStatus `json:"guard"`
+	// Fleet is the fleet-wide switch, nil without [WithFleetSwitch].
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+	// UntrustedOverrides is [Engine.UntrustedOverrides].
+	UntrustedOverrides uint64 `json:"untrusted_overrides"`
+}
+
+// Sources of the kill switch, in [KillSwitchStatus.Sources].
+const (
+	KillSourceOperator = "operator" // Engine.SetKillSwitch or TurnKillSwitch (this process)
+	KillSourcePlan     = "plan"     // the plan's kill_switch
+	KillSourceGuard    = "guard"    // this process's guard tripped
+	KillSourceFleet    = "fleet"    // the fleet's switch (an operator or a guard elsewhere)
+)
+
+// KillSwitchStatus is the kill switch.
+type KillSwitchStatus struct {
+	// On is true when every new request is stable.
+	On bool `json:"on"`
+	// Reason is the Labels.Reason new requests get while On: "kill-switch"
+	// (an operator or the plan) or "guard"; "" when off.
+	Reason string `json:"reason,omitempty"`
+	// Sources lists what holds the switch on (KillSource*), possibly several.
+	Sources []string `json:"sources"`
+}
+
+// GuardStatus is the guard.
+type GuardStatus struct {
+	// Enabled is true when the guard is on.
+	Enabled bool `json:"enabled"`
+	// Source says where its configuration comes from: "plan" (the plan's
+	// guard section) or "option" (WithGuard); "" when off.
+	Source string `json:"source,omitempty"`
+	// Config is the configuration in force, with defaults filled in.
+	Config *GuardConfig `json:"config,omitempty"`
+	// Window is the span the figures cover, e.g. "10s".
+	Window string `json:"window,omitempty"`
+	// Tripped is true while the guard holds the kill switch, here or (with a
+	// fleet switch) on another instance.
+	Tripped bool `json:"tripped"`
+	// Trip says why this process's guard tripped; nil when it has not (or it
+	// was re-armed).
+	Trip *TripStatus `json:"trip,omitempty"`
+	// Stable and Canary are the cohorts' figures over the current window.
+	Stable CohortFigures `json:"stable"`
+	Canary CohortFigures `json:"canary"`
+}
+
+// CohortFigures are one cohort's figures over the guard's window.
+type CohortFigures struct {
+	Requests    uint64  `json:"requests"`
+	Failures    uint64  `json:"failures"`
+	FailureRate float64 `json:"failure_rate"` // Failures / Requests, 0 without requests
+	P50Millis   float64 `json:"p50_ms"`
+	P95Millis   float64 `json:"p95_ms"`
+	P99Millis   float64 `json:"p99_ms"`
+}
+
+// TripStatus says why the guard tripped.
+type TripStatus struct {
+	// Rule is "failure-rate" or "latency-p95".
+	Rule string `json:"rule"`
+	// At is when it tripped.
+	At time.Time `json:"at"`
+	// Summary is one line with the figures.
+	Summary string `json:"summary"`
+	// Window is the span the figures cover.
+	Window string `json:"window"`
+	// Stable and Canary are the figures it decided on.
+	Stable CohortFigures `json:"stable"`
+	Canary CohortFigures `json:"canary"`
+	// Z is the two-proportion z statistic, PValue the exact test's p-value.
+	Z      float64 `json:"z"`
+	PValue float64 `json:"p_value"`
+}
+
+// FleetStatus is the fleet-wide switch as this instance last learnt it.
+type FleetStatus struct {
+	Key      string    `json:"key"`
+	Instance string    `json:"instance"` // this instance's name in fleet states
+	On       bool      `json:"on"`
+	Reason   string    `json:"reason,omitempty"`
+	Actor    string    `json:"actor,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+	Version  int64     `json:"version"`
+	Error    string    `json:"error,omitempty"` // the last failed contact with Redis
+}
+
+func figures(f guard.Figures) CohortFigures {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return CohortFigures{Requests: f.Samples, Failures: f.Failures, FailureRate: f.FailureRate,
+		P50Millis: ms(f.P50), P95Millis: ms(f.P95), P99Millis: ms(f.P99)}
+}
+
+// Status reports the engine's plan, kill switch, guard and fleet switch at
+// once. It reads the guard's window (a few microseconds); safe for concurrent
+// use.
+func (e *Engine) Status() Status {
+	p := e.cur.Load()
+	s := Status{Plan: p.plan.clone(), PlanVersion: p.plan.Version, UntrustedOverrides: e.untrusted.Load()}
+	if err := e.PlanError(); err != nil {
+		s.PlanError = err.Error()
+	}
+
+	bits := e.g.kill.Load()
+	ks := &s.KillSwitch
+	ks.Sources = []string{}
+	if e.kill.Load() {
+		ks.Sources = append(ks.Sources, KillSourceOperator)
+	}
+	if p.plan.KillSwitch {
+		ks.Sources = append(ks.Sources, KillSourcePlan)
+	}
+	if bits&killGuard != 0 {
+		ks.Sources = append(ks.Sources, KillSourceGuard)
+	}
+	if bits&(killFleetGuard|killFleetOperator) != 0 {
+		ks.Sources = append(ks.Sources, KillSourceFleet)
+	}
+	if ks.On = len(ks.Sources) > 0; ks.On {
+		ks.Reason = e.killReason(p)
+	}
+
+	g := &s.Guard
+	g.Tripped = bits&(killGuard|killFleetGuard) != 0
+	if gs := e.g.state.Load(); gs != nil {
+		cfg := gs.cfg.WithDefaults()
+		g.Enabled, g.Source, g.Config, g.Window = true, gs.source, &cfg, cfg.Window().String()
+		snap := gs.g.Snapshot()
+		g.Stable, g.Canary = figures(snap.Stable), figures(snap.Canary)
+	}
+	if t := e.g.trip.Load(); t != nil {
+		g.Trip = &TripStatus{Rule: string(t.Rule), At: t.At, Summary: t.String(), Window: t.Window.String(),
+			Stable: figures(t.Stable), Canary: figures(t.Canary), Z: t.Z, PValue: t.PValue}
+	}
+
+	if f := e.g.fleet; f != nil {
+		st := f.sw.State()
+		s.Fleet = &FleetStatus{Key: f.sw.Key(), Instance: e.g.instance, On: st.On, Reason: st.Reason,
+			Actor: st.Actor, At: st.At, Version: st.Version}
+		if err := f.sw.LastError(); err != nil {
+			s.Fleet.Error = err.Error()
+		}
+	}
+	return s
+}
+
+// MarshalJSON writes the plan with the YAML file's key names (durations as
+// text such as "1s"), for the admin handler and logs.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	type tenants struct {
+		Canary []string `json:"canary"`
+		Stable []string `json:"stable"`
+	}
+	type override struct {
+		Header       string   `json:"header"`
+		TrustedCIDRs []string `json:"trusted_cidrs"`
+	}
+	out := struct {
+		Version       int          `json:"version"`
+		Salt          string       `json:"salt"`
+		CanaryPercent float64      `json:"canary_percent"`
+		KillSwitch    bool         `json:"kill_switch"`
+		Tenants       tenants      `json:"tenants"`
+		Override      override     `json:"override"`
+		Guard         *GuardConfig `json:"guard,omitempty"`
+	}{
+		Version: p.Version, Salt: p.Salt, CanaryPercent: p.CanaryPercent, KillSwitch: p.KillSwitch,
+		Tenants:  tenants{Canary: nonNil(p.Tenants.Canary), Stable: nonNil(p.Tenants.Stable)},
+		Override: override{Header: p.Override.Header, TrustedCIDRs: []string{}},
+	}
+	for _, c := range p.Override.TrustedCIDRs {
+		out.Override.TrustedCIDRs = append(out.Override.TrustedCIDRs, c.String())
+	}
+	out.Guard = p.Guard
+	return json.Marshal(out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+var _ json.Marshaler = Plan{}
+
+// MarshalJSON writes the configuration with the plan file's key names,
+// durations as text such as "1s", and zero fields left out.
+func (g GuardConfig) MarshalJSON() ([]byte, error) {
+	type guardJSON struct {
+		Enabled            bool    `json:"enabled"`
+		Buckets            int     `json:"buckets,omitempty"`
+		BucketWidth        string  `json:"bucket_width,omitempty"`
+		MinCanarySamples   int     `json:"min_canary_samples,omitempty"`
+		MinStableSamples   int     `json:"min_stable_samples,omitempty"`
+		FailureRatio       float64 `json:"failure_ratio,omitempty"`
+		FailureMargin      float64 `json:"failure_margin,omitempty"`
+		Confidence         float64 `json:"confidence,omitempty"`
+		DisableFailureRule bool    `json:"disable_failure_rule,omitempty"`
+		LatencyFactor      float64 `json:"latency_factor,omitempty"`
+		LatencyMargin      string  `json:"latency_margin,omitempty"`
+		LatencyMinSamples  int     `json:"latency_min_samples,omitempty"`
+		DisableLatencyRule bool    `json:"disable_latency_rule,omitempty"`
+		Cooldown           string  `json:"cooldown,omitempty"`
+	}
+	dur := func(d time.Duration) string {
+		if d == 0 {
+			return ""
+		}
+		return d.String()
+	}
+	return json.Marshal(guardJSON{Enabled: g.Enabled, Buckets: g.Buckets, BucketWidth: dur(g.BucketWidth),
+		MinCanarySamples: g.MinCanarySamples, MinStableSamples: g.MinStableSamples,
+		FailureRatio: g.FailureRatio, FailureMargin: g.FailureMargin, Confidence: g.Confidence,
+		DisableFailureRule: g.DisableFailureRule, LatencyFactor: g.LatencyFactor,
+		LatencyMargin: dur(g.LatencyMargin), LatencyMinSamples: g.LatencyMinSamples,
+		DisableLatencyRule: g.DisableLatencyRule, Cooldown: dur(g.Cooldown)})
+}
+
+var _ json.Marshaler = GuardConfig{}
