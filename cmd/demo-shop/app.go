@@ -73,6 +73,11 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	a.onClose(func(context.Context) error { return st.Close() })
 
 	opts := []canary.Option{canary.WithLogger(log), canary.WithMeterProvider(tel.meter)}
+	if rdb != nil {
+		// Every shop on this Redis and prefix shares the kill switch: a guard
+		// trip or an operator's switch on one reaches all within a second.
+		opts = append(opts, canary.WithFleetSwitch(rdb, canary.FleetConfig{Prefix: cfg.fleet}))
+	}
 	if cfg.planFile != "" {
 		opts = append(opts, canary.WithPlanFile(cfg.planFile))
 	} else {
@@ -108,7 +113,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	a.httpAddr, a.grpcAddr = httpLn.Addr().String(), grpcLn.Addr().String()
 
 	a.httpSrv = &http.Server{
-		Handler:           newHTTPHandler(sh, eng, pricing, tel),
+		Handler:           newHTTPHandler(sh, eng, pricing, tel, cfg.adminTok),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -140,7 +145,7 @@ func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricing
 		stable.shutdown(context.Background())
 		return nil, err
 	}
-	p := &pricingClient{stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
+	p := &pricingClient{eng: eng, stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var cache fallback.Cache
 	if rdb != nil {
 		cache, err = fallback.NewRedisCache(rdb, 10*time.Minute)

@@ -113,7 +113,7 @@ var addrLine = regexp.MustCompile(`^demo-shop: http=(\S+) grpc=(\S+)$`)
 // is stopped with SIGTERM and must exit 0.
 func startShop(t *testing.T, env []string, args ...string) *shopProc {
 	t.Helper()
-	args = append([]string{"-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0"}, args...)
+	args = append([]string{"-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0", "-admin-token", adminToken}, args...)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = cleanEnv(env...)
 	p := &shopProc{t: t, cmd: cmd, stderr: &syncBuffer{}, readDone: make(chan struct{})}
@@ -237,6 +237,41 @@ func (p *shopProc) do(method, path, body string, headers ...string) answer {
 	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.reply)
 	return a
+}
+
+// adminToken is the token the tests start the shop with (-admin-token).
+const adminToken = "e2e-admin-token"
+
+// canaryStatus is the part of canary.AdminHandler's GET the tests read.
+type canaryStatus struct {
+	KillSwitch struct {
+		On      bool     `json:"on"`
+		Reason  string   `json:"reason"`
+		Sources []string `json:"sources"`
+	} `json:"kill_switch"`
+	Guard struct {
+		Enabled bool            `json:"enabled"`
+		Trip    json.RawMessage `json:"trip"`
+	} `json:"guard"`
+}
+
+// status reads GET /admin/canary.
+func (p *shopProc) status() canaryStatus {
+	p.t.Helper()
+	a := p.do("GET", "/admin/canary", "")
+	var st canaryStatus
+	if a.status != http.StatusOK || json.Unmarshal([]byte(a.raw), &st) != nil {
+		p.t.Fatalf("GET /admin/canary: %d %s", a.status, a.raw)
+	}
+	return st
+}
+
+// adminJSON posts body to /admin/canary with the admin token and wants 200.
+func (p *shopProc) adminJSON(body string) {
+	p.t.Helper()
+	if a := p.do("POST", "/admin/canary", body, "Authorization: Bearer "+adminToken); a.status != http.StatusOK {
+		p.t.Fatalf("POST /admin/canary %s: %d %s", body, a.status, a.raw)
+	}
 }
 
 // admin posts to an admin URL and wants 200.
@@ -445,8 +480,46 @@ func TestWalkthrough(t *testing.T) {
 		p.admin("/admin/pricing/stable?mode=ok")
 	})
 
+	t.Run("guard trips on a failing canary, then re-armed", func(t *testing.T) {
+		p.admin("/admin/pricing/canary?mode=fail")
+		// acme (canary) is answered by stable pricing each time, and every
+		// such fallback is a canary failure for the guard; bigbank is stable.
+		for range 30 {
+			p.do("GET", "/products/1", "", "X-Tenant-ID: acme")
+			p.do("GET", "/products/1", "", "X-Tenant-ID: bigbank")
+		}
+		var st canaryStatus
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st = p.status()
+			if st.KillSwitch.On || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !st.KillSwitch.On || st.KillSwitch.Reason != tenant.ReasonGuard || st.Guard.Trip == nil {
+			t.Fatalf("admin status after a failing canary: %+v, want the kill switch on by the guard with a trip", st)
+		}
+		want(t, "acme after the trip", p.do("GET", "/products/1", "", "X-Tenant-ID: acme"), 200, tenant.Stable, tenant.ReasonGuard, "stable")
+
+		if a := p.do("POST", "/admin/canary", `{"action":"rearm"}`); a.status != http.StatusUnauthorized {
+			t.Errorf("rearm without the token: %d %s, want 401", a.status, a.raw)
+		}
+		if a := p.do("POST", "/admin/canary", `{"action":"bogus"}`, "Authorization: Bearer "+adminToken); a.status != http.StatusBadRequest || !strings.Contains(a.raw, `"action"`) {
+			t.Errorf("bad action: %d %s, want 400 naming the field", a.status, a.raw)
+		}
+		p.admin("/admin/pricing/canary?mode=ok")
+		p.adminJSON(`{"action":"rearm"}`)
+		if st := p.status(); st.KillSwitch.On {
+			t.Errorf("after rearm: %+v", st.KillSwitch)
+		}
+		// The canary is back in the cohort at once; its pricing circuit, opened
+		// by the failures, lets calls through again after its delay.
+		want(t, "acme after rearm", p.do("GET", "/products/1", "", "X-Tenant-ID: acme"), 200, tenant.Canary, tenant.ReasonTenantCanary, "")
+	})
+
 	t.Run("kill switch", func(t *testing.T) {
-		p.admin("/admin/canary/kill-switch?on=true")
+		p.adminJSON(`{"action":"on","note":"e2e"}`)
 		a := p.do("GET", "/products/2", "", "X-Tenant-ID: acme", "X-Canary: canary")
 		want(t, "acme with override", a, 200, tenant.Stable, tenant.ReasonKillSwitch, "")
 		if a.reply.Served.Pricing == "canary" {
@@ -456,10 +529,10 @@ func TestWalkthrough(t *testing.T) {
 		if err != nil || rp.Labels.Cohort != "stable" || rp.Labels.Reason != tenant.ReasonKillSwitch {
 			t.Errorf("gRPC with the kill switch on: %v %+v", err, rp)
 		}
-		if a := p.do("GET", "/admin/canary", ""); !strings.Contains(a.raw, `"kill_switch": true`) {
-			t.Errorf("admin state: %s", a.raw)
+		if st := p.status(); !st.KillSwitch.On || st.KillSwitch.Reason != tenant.ReasonKillSwitch {
+			t.Errorf("admin state: %+v", st.KillSwitch)
 		}
-		p.admin("/admin/canary/kill-switch?on=false")
+		p.adminJSON(`{"action":"off"}`)
 		want(t, "acme after", p.do("GET", "/products", "", "X-Tenant-ID: acme"), 200, tenant.Canary, tenant.ReasonTenantCanary, "")
 	})
 
@@ -526,7 +599,8 @@ func TestBadStart(t *testing.T) {
 func TestPostgresAndRedis(t *testing.T) {
 	primary, replica, redisAddr := testenv.PGPrimary(t), testenv.PGReplica(t), testenv.RedisAddr(t)
 	testenv.LockReplicaShared(t) // dbwrap tests stop the replica under an exclusive hold
-	args := []string{"-pg-primary", primary, "-pg-replica", replica, "-redis", redisAddr}
+	args := []string{"-pg-primary", primary, "-pg-replica", replica, "-redis", redisAddr,
+		"-fleet", fmt.Sprintf("demo-shop-e2e-%d-%d:", os.Getpid(), time.Now().UnixNano())}
 	env := []string{"CANARY_USER_HASH_KEY=demo-shop-e2e-shared-key"} // both shops hash users alike
 	a := startShop(t, env, args...)
 	b := startShop(t, env, args...)

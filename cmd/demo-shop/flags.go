@@ -20,6 +20,8 @@ type config struct {
 	pgPrimary string
 	pgReplica string
 	redisAddr string
+	fleet     string // Redis key prefix of the fleet-wide kill switch (with -redis)
+	adminTok  string // bearer token of POST /admin/canary
 }
 
 // Errors of parseFlags after which the flag package has printed the usage.
@@ -30,13 +32,15 @@ var (
 
 // flagEnv names the environment variable of each flag.
 var flagEnv = map[string]string{
-	"http":       "DEMO_SHOP_HTTP",
-	"grpc":       "DEMO_SHOP_GRPC",
-	"db":         "DEMO_SHOP_DB",
-	"plan":       "DEMO_SHOP_PLAN",
-	"pg-primary": "DEMO_SHOP_PG_PRIMARY",
-	"pg-replica": "DEMO_SHOP_PG_REPLICA",
-	"redis":      "DEMO_SHOP_REDIS",
+	"http":        "DEMO_SHOP_HTTP",
+	"grpc":        "DEMO_SHOP_GRPC",
+	"db":          "DEMO_SHOP_DB",
+	"plan":        "DEMO_SHOP_PLAN",
+	"pg-primary":  "DEMO_SHOP_PG_PRIMARY",
+	"pg-replica":  "DEMO_SHOP_PG_REPLICA",
+	"redis":       "DEMO_SHOP_REDIS",
+	"fleet":       "DEMO_SHOP_FLEET",
+	"admin-token": "DEMO_SHOP_ADMIN_TOKEN",
 }
 
 // parseFlags reads args, with the DEMO_SHOP_* environment variables as
@@ -58,6 +62,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)")
 	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)")
 	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
+	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)")
+	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", "demo-token"), "bearer `token` that POST /admin/canary needs (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: demo-shop [flags]        run the shop (docs/demo.md)")
 		fmt.Fprintln(stderr, "       demo-shop call -h        the gRPC client")

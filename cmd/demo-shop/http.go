@@ -29,10 +29,10 @@ import (
 //
 // otelhttp is outermost, so every request has a span whose trace id the
 // canary middleware puts in the labels (a caller's traceparent is continued).
-func newHTTPHandler(sh *shop, eng *canary.Engine, pricing *pricingClient, tel *telemetry) http.Handler {
+func newHTTPHandler(sh *shop, eng *canary.Engine, pricing *pricingClient, tel *telemetry, adminToken string) http.Handler {
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(tel.registry, promhttp.HandlerOpts{Registry: prometheus.Registerer(tel.registry)}))
-	mountAdmin(r, eng, pricing)
+	mountAdmin(r, eng, pricing, adminToken)
 	r.Group(func(r chi.Router) {
 		r.Use(eng.Middleware)
 		r.Get("/products", func(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/fallback"
+	"github.com/reqcanary/canary/tenant"
 )
 
 // The pricing dependency runs in two versions on loopback: stable (list
@@ -148,6 +150,7 @@ func (v *pricingVersion) shutdown(ctx context.Context) {
 
 // pricingClient calls pricing through the fallback transport.
 type pricingClient struct {
+	eng            *canary.Engine // fed with the canary's fallbacks (the guard)
 	stable, canary *pricingVersion
 	base           *http.Transport
 	rt             fallback.Transport
@@ -170,8 +173,10 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 	if err != nil {
 		return pricingResult{}, err
 	}
+	began := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
+		p.reportCanary(ctx, "", began)
 		return pricingResult{}, fmt.Errorf("%w: %w", errPricing, err)
 	}
 	defer resp.Body.Close()
@@ -179,6 +184,7 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 		ServedBy: resp.Header.Get(fallback.HeaderServedBy),
 		Reason:   resp.Header.Get(fallback.HeaderFallbackReason),
 	}
+	p.reportCanary(ctx, res.ServedBy, began)
 	body, err := io.ReadAll(resp.Body) // read to the end: only then is the answer cached
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", errPricing, err)
@@ -193,6 +199,19 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 		return res, fmt.Errorf("%w: %w", errPricing, err)
 	}
 	return res, nil
+}
+
+// reportCanary feeds the guard with the canary pricing's outcome for a
+// canary-cohort request: a call that the canary did not answer (servedBy is
+// stable, shadow, cache or nothing) is a canary failure. The shop's own
+// answer is still 200 (fallback did its job), so without this the guard would
+// not see the canary dependency failing.
+func (p *pricingClient) reportCanary(ctx context.Context, servedBy string, began time.Time) {
+	l, ok := tenant.FromContext(ctx)
+	if !ok || l.Cohort != tenant.Canary {
+		return
+	}
+	p.eng.RecordOutcome(ctx, tenant.Canary, servedBy != "canary", time.Since(began))
 }
 
 // close closes the transport and stops both versions.

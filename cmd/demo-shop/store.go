@@ -105,6 +105,13 @@ func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
 		q := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
 		cfg.DriverName, cfg.Primary, flagName, bind = "sqlite", u.String()+"?"+q, "-db", "sqlite3"
 		cfg.Replicas = []string{u.String() + "?mode=ro&_pragma=busy_timeout(5000)"}
+		// The read-only pool cannot open a file that does not exist yet, and
+		// dbwrap would then keep it out of service until it recovers: make
+		// the file (in WAL mode) before dbwrap checks its pools.
+		if err := createSQLite(ctx, cfg.Primary); err != nil {
+			return nil, "", fmt.Errorf("-db: %w", err)
+		}
+		cfg.RecoverAfter = 500 * time.Millisecond // the "replica" is the same file
 		desc = "SQLite " + path + " (writer + read-only pool)"
 	}
 	raw, err := dbwrap.Open(cfg)
@@ -123,6 +130,20 @@ func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
 		return nil, "", fmt.Errorf("%s: preparing the database: %w", flagName, err)
 	}
 	return s, desc, nil
+}
+
+// createSQLite opens the SQLite database at dsn once, outside dbwrap, so
+// that its file exists (and is in WAL mode) before the read-only pool opens it.
+func createSQLite(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = db.ExecContext(ctx, "PRAGMA user_version")
+	return err
 }
 
 // pingPG connects to dsn once, outside dbwrap.
