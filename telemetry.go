@@ -39,26 +39,6 @@ const (
 	flagKeyValue = "canary"
 )
 
-// flagReason maps canary's reasons to feature_flag.result.reason values (as
-// the middleware's span attributes do).
-func flagReason(r string) string {
-	switch r {
-	case tenant.ReasonKillSwitch, tenant.ReasonGuard:
-		return "disabled"
-	case tenant.ReasonOverride:
-		return "static"
-	case tenant.ReasonTenantStable, tenant.ReasonTenantCanary:
-		return "targeting_match"
-	case tenant.ReasonPercent:
-		return "split"
-	case tenant.ReasonNoKey:
-		return "default"
-	case tenant.ReasonUpstream:
-		return "cached"
-	}
-	return "unknown"
-}
-
 // cohortIdx indexes stable 0, canary 1.
 func cohortIdx(c tenant.Cohort) int {
 	if c == tenant.Canary {
@@ -175,7 +155,7 @@ func decisionOpts(r string) *[2][]metric.AddOption {
 	for ci, c := range cohorts {
 		o[ci] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 			attrFlagKey.String(flagKeyValue), attrVariant.String(string(c)),
-			attrReason.String(flagReason(r)), attrCReason.String(r)))}
+			attrReason.String(tenant.FlagReason(r)), attrCReason.String(r)))}
 	}
 	return &o
 }

@@ -13,38 +13,16 @@ import (
 // Span attribute keys. The feature_flag.* keys are OpenTelemetry's
 // feature-flag semantic conventions; the others are canary's own.
 const (
-	AttrFlagKey       = attribute.Key("feature_flag.key")
-	AttrVariant       = attribute.Key("feature_flag.result.variant")
-	AttrReason        = attribute.Key("feature_flag.result.reason")
-	AttrFlagVersion   = attribute.Key("feature_flag.version")
-	AttrProvider      = attribute.Key("feature_flag.provider.name")
-	AttrTenant        = attribute.Key("tenant.id")
-	AttrCanaryReason  = attribute.Key("canary.reason")
-	AttrCanaryBucket  = attribute.Key("canary.bucket")
-	providerName      = "canary"
-	semconvReasonNone = "unknown"
+	AttrFlagKey      = attribute.Key("feature_flag.key")
+	AttrVariant      = attribute.Key("feature_flag.result.variant")
+	AttrReason       = attribute.Key("feature_flag.result.reason")
+	AttrFlagVersion  = attribute.Key("feature_flag.version")
+	AttrProvider     = attribute.Key("feature_flag.provider.name")
+	AttrTenant       = attribute.Key("tenant.id")
+	AttrCanaryReason = attribute.Key("canary.reason")
+	AttrCanaryBucket = attribute.Key("canary.bucket")
+	providerName     = "canary"
 )
-
-// semconvReason maps canary's reasons (tenant.Reason*) to the well-known
-// values of feature_flag.result.reason. The exact canary reason is recorded
-// too, under canary.reason.
-func semconvReason(reason string) string {
-	switch reason {
-	case tenant.ReasonKillSwitch, tenant.ReasonGuard:
-		return "disabled"
-	case tenant.ReasonOverride:
-		return "static"
-	case tenant.ReasonTenantStable, tenant.ReasonTenantCanary:
-		return "targeting_match"
-	case tenant.ReasonPercent:
-		return "split"
-	case tenant.ReasonNoKey:
-		return "default"
-	case tenant.ReasonUpstream:
-		return "cached"
-	}
-	return semconvReasonNone
-}
 
 // annotate records l on span when it is recording. Nothing is allocated for
 // a span that does not record.
@@ -55,7 +33,7 @@ func annotate(span trace.Span, flagKey string, l tenant.Labels) {
 	attrs := []attribute.KeyValue{
 		AttrFlagKey.String(flagKey),
 		AttrVariant.String(string(l.Cohort)),
-		AttrReason.String(semconvReason(l.Reason)),
+		AttrReason.String(tenant.FlagReason(l.Reason)),
 		AttrCanaryReason.String(l.Reason),
 		AttrFlagVersion.String(strconv.Itoa(l.PlanVersion)),
 		AttrProvider.String(providerName),

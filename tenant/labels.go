@@ -39,6 +39,30 @@ const (
 	ReasonUpstream     = "upstream"      // adopted from a signed upstream decision
 )
 
+// FlagReason maps a canary reason (one of the Reason constants) to the
+// well-known value of OpenTelemetry's feature_flag.result.reason that fits
+// it: kill switch and guard → "disabled", override → "static", the tenant
+// lists → "targeting_match", percent → "split", no-key → "default", upstream
+// → "cached"; any other string → "unknown". Adapters record the exact
+// canary reason beside it (canary.reason).
+func FlagReason(reason string) string {
+	switch reason {
+	case ReasonKillSwitch, ReasonGuard:
+		return "disabled"
+	case ReasonOverride:
+		return "static"
+	case ReasonTenantStable, ReasonTenantCanary:
+		return "targeting_match"
+	case ReasonPercent:
+		return "split"
+	case ReasonNoKey:
+		return "default"
+	case ReasonUpstream:
+		return "cached"
+	}
+	return "unknown"
+}
+
 // NoBucket is the [Labels.Bucket] of a request that has no bucketing key
 // (neither tenant nor user).
 const NoBucket = -1
