@@ -323,7 +323,9 @@ type Route struct {
 	Server string
 	// Reason is one of the Reason constants or a classifier reason.
 	Reason string
-	// Token is the consistency token the read had to see ("" when none).
+	// Token is the consistency token the read had to see ("" when none), in
+	// the LSN text form, or "unknown" when the write's position could not be
+	// read (no dialect, or the query failed): such reads go to the primary.
 	Token string
 }
 
@@ -350,7 +352,10 @@ func Explain(ctx context.Context, db *sql.DB, query string) (Route, error) {
 	c.closed = true // no I/O: waiting for a token is not explained
 	dec := c.route(ctx, classifyCached(d.c, query), opQuery)
 	r := Route{Target: dec.srv.target, Server: dec.srv.name, Reason: dec.reason}
-	if dec.need > 0 {
+	switch {
+	case dec.need == positionUnknown:
+		r.Token = "unknown"
+	case dec.need > 0:
 		r.Token = formatLSN(dec.need)
 	}
 	return r, nil

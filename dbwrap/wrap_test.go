@@ -127,6 +127,10 @@ func TestNoDialectStickyAfterWrite(t *testing.T) {
 	if tok, ok := ConsistencyToken(req); !ok || tok != formatLSN(positionUnknown) {
 		t.Errorf("ConsistencyToken = %q, %v; want the unknown position", tok, ok)
 	}
+	if r, err := Explain(req, e.db, "select 1"); err != nil || r.Target != TargetPrimary || r.Token != "unknown" ||
+		strings.Contains(r.String(), "FFFFFFFF") {
+		t.Errorf("Explain after a write without a dialect = %v, %v; want the primary with token unknown", r, err)
+	}
 	other := tenant.NewContext(context.Background(), tenant.Labels{Tenant: "acme"})
 	if got := e.server(t, other, "select 1"); got != "replica" {
 		t.Errorf("another request's read went to %s, want the replica", got)
