@@ -226,6 +226,8 @@ func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte(fullPlan))
 	f.Add([]byte("tenants: {canary: [a], stable: [b]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("guard:\n  enabled: true\n  buckets: 10\n  bucket_width: 1s\n  min_canary_samples: 20\n  confidence: 0.99\n  cooldown: 2m\n"))
+	f.Add([]byte("guard: {enabled: false, latency_factor: 1.5, latency_margin: 20ms}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePlan(data)
 		if err != nil {
@@ -236,6 +238,14 @@ func FuzzParsePlan(f *testing.F) {
 		}
 		if _, err := compile(p); err != nil {
 			t.Fatalf("ParsePlan accepted a plan compile rejects: %v", err)
+		}
+		if p.Guard != nil {
+			if err := p.Guard.internal().Validate(); err != nil {
+				t.Fatalf("ParsePlan accepted a guard section the guard rejects: %v", err)
+			}
+			if p.Guard.Cooldown < 0 {
+				t.Fatalf("ParsePlan accepted a negative cooldown %v", p.Guard.Cooldown)
+			}
 		}
 	})
 }
