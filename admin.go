@@ -161,10 +161,15 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (adminRequest, str
 			return req, "body", errors.New(`body: empty; want {"action": "on" | "off" | "rearm"}`)
 		case errors.As(err, &maxErr):
 			return req, "body", errors.New("body: larger than 4096 bytes")
-		case errors.As(err, &typeErr):
+		case errors.As(err, &typeErr) && typeErr.Field != "":
 			return req, typeErr.Field, errors.New(typeErr.Field + ": must be a string")
+		case errors.As(err, &typeErr): // the body itself is a number, string, array…
+			return req, "body", errors.New("body: must be a JSON object, got a JSON " + typeErr.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			if f == "" {
+				return req, "body", errors.New(`body: a field with an empty name; known fields: action, note`)
+			}
 			return req, f, errors.New(f + `: unknown field; known fields: action, note`)
 		}
 		return req, "body", errors.New("body: not a JSON object: " + err.Error())
