@@ -11,12 +11,15 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/reqcanary/canary/internal/guard"
+	"github.com/reqcanary/canary/middleware"
 	"github.com/reqcanary/canary/tenant"
 )
 
 // Metric and event names, and attribute keys, of the engine's telemetry. The
-// feature_flag.* keys are OpenTelemetry's feature-flag semantic conventions;
-// the others are canary's own. See docs/operations.md.
+// feature_flag.* keys (OpenTelemetry's feature-flag semantic conventions) and
+// canary.reason are the ones the middleware's span attributes use
+// (middleware.AttrVariant…); the others are canary's own. See
+// docs/operations.md.
 const (
 	MetricDecisions     = "canary.decisions"                 // counter: decisions by cohort and reason
 	MetricOutcomes      = "canary.outcomes"                  // counter: outcomes by cohort, success or failure
@@ -29,14 +32,9 @@ const (
 	EventGuardTrip      = "canary.guard.trip"                // event: the guard tripped, and why
 	EventGuardRearm     = "canary.guard.rearm"               // event: the guard was re-armed
 
-	attrFlagKey  = attribute.Key("feature_flag.key")
-	attrVariant  = attribute.Key("feature_flag.result.variant")
-	attrReason   = attribute.Key("feature_flag.result.reason")
-	attrCReason  = attribute.Key("canary.reason")
-	attrOutcome  = attribute.Key("canary.outcome")
-	attrRule     = attribute.Key("canary.guard.rule")
-	attrKillWhy  = attribute.Key("canary.kill_switch.reason")
-	flagKeyValue = "canary"
+	attrOutcome = attribute.Key("canary.outcome")
+	attrRule    = attribute.Key("canary.guard.rule")
+	attrKillWhy = attribute.Key("canary.kill_switch.reason")
 )
 
 // cohortIdx indexes stable 0, canary 1.
@@ -96,7 +94,7 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 	for ci, c := range cohorts {
 		for fi, out := range []string{"success", "failure"} {
 			t.outOpts[ci][fi] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				attrVariant.String(string(c)), attrOutcome.String(out)))}
+				middleware.AttrVariant.String(string(c)), attrOutcome.String(out)))}
 		}
 	}
 
@@ -117,8 +115,8 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 		}
 	}
 	cohortSets := [2]metric.ObserveOption{
-		metric.WithAttributeSet(attribute.NewSet(attrVariant.String(string(tenant.Stable)))),
-		metric.WithAttributeSet(attribute.NewSet(attrVariant.String(string(tenant.Canary)))),
+		metric.WithAttributeSet(attribute.NewSet(middleware.AttrVariant.String(string(tenant.Stable)))),
+		metric.WithAttributeSet(attribute.NewSet(middleware.AttrVariant.String(string(tenant.Canary)))),
 	}
 	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := e.Status()
@@ -154,8 +152,8 @@ func decisionOpts(r string) *[2][]metric.AddOption {
 	var o [2][]metric.AddOption
 	for ci, c := range cohorts {
 		o[ci] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-			attrFlagKey.String(flagKeyValue), attrVariant.String(string(c)),
-			attrReason.String(tenant.FlagReason(r)), attrCReason.String(r)))}
+			middleware.AttrFlagKey.String(middleware.DefaultFlagKey), middleware.AttrVariant.String(string(c)),
+			middleware.AttrReason.String(tenant.FlagReason(r)), middleware.AttrCanaryReason.String(r)))}
 	}
 	return &o
 }
