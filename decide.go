@@ -62,6 +62,16 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		}
 	}
 
+	killed := e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load() != 0
+	if fromUpstream && !killed {
+		// Adopted exactly: the upstream's tenant, user hash and bucket, so
+		// nothing is hashed here.
+		l := up.Labels()
+		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
+		e.g.tel.decided(ctx, l)
+		return l, nil
+	}
+
 	l := tenant.Labels{
 		Tenant:      t,
 		UserHash:    e.hasher.Hash(t, u),
@@ -71,12 +81,8 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	}
 
 	switch {
-	case e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load() != 0:
+	case killed:
 		l.Cohort, l.Reason = tenant.Stable, e.killReason(p)
-
-	case fromUpstream:
-		l = up.Labels()
-		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
 	case override != "":
 		l.Cohort, l.Reason = override, tenant.ReasonOverride
 	default:
