@@ -127,7 +127,8 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 	if err := e.initGuard(cfg); err != nil {
 		return nil, err
 	}
-	mwOpts := []middleware.Option{middleware.WithTrustedProxies(cfg.proxies...), middleware.WithOutcome(e.recordHTTP)}
+	mwOpts := []middleware.Option{middleware.WithTrustedProxies(cfg.proxies...),
+		middleware.WithOutcome(e.recordHTTP), middleware.WithOutcomeSwitch(e.guardOn)}
 	if cfg.requireTenant {
 		mwOpts = append(mwOpts, middleware.WithRequireTenant())
 	}

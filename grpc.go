@@ -29,8 +29,9 @@ func (e *Engine) initRPC() {
 // serverInterceptorOptions are the options of the engine's server
 // interceptors.
 func (e *Engine) serverInterceptorOptions() []interceptors.Option {
-	// Every call's outcome feeds the guard and the outcomes metric.
-	opts := []interceptors.Option{interceptors.WithOutcome(e.recordGRPC)}
+	// While a guard is configured, every call's outcome feeds it and the
+	// outcomes metric; otherwise no clock is read.
+	opts := []interceptors.Option{interceptors.WithOutcome(e.recordGRPC), interceptors.WithOutcomeSwitch(e.guardOn)}
 	if e.sig.edge {
 		opts = append(opts, interceptors.WithStripDecision())
 	}

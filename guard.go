@@ -293,8 +293,9 @@ func (e *Engine) killReason(p *compiledPlan) string {
 
 // RecordOutcome feeds the guard one request of cohort c (stable or canary;
 // others are ignored) that failed or not and took latency, and counts it in
-// the canary.outcomes metric. The engine's HTTP middleware and gRPC server
-// interceptors call it for every labelled request; call it for the outcomes
+// the canary.outcomes metric. While a guard is configured, the engine's HTTP
+// middleware and gRPC server interceptors call it for every labelled request
+// (with no guard they skip it, reading no clock); call it for the outcomes
 // they cannot see, such as a fallback taken or a shadow response that
 // differed from the canary's (report those as failed). It is lock-free and
 // does not allocate; with the guard off only the metric is counted. Safe for
@@ -308,6 +309,11 @@ func (e *Engine) RecordOutcome(ctx context.Context, c tenant.Cohort, failed bool
 	}
 	e.g.tel.outcome(ctx, c, failed)
 }
+
+// guardOn reports whether a guard is configured: the engine's middleware and
+// server interceptors report outcomes only then, so that an engine without a
+// guard reads no clock and wraps no ResponseWriter.
+func (e *Engine) guardOn() bool { return e.g.state.Load() != nil }
 
 // recordHTTP is the engine middleware's outcome hook: a 5xx is a failure.
 func (e *Engine) recordHTTP(ctx context.Context, l tenant.Labels, status int, elapsed time.Duration) {

@@ -22,7 +22,7 @@ import (
 // docs/operations.md.
 const (
 	MetricDecisions     = "canary.decisions"                 // counter: decisions by cohort and reason
-	MetricOutcomes      = "canary.outcomes"                  // counter: outcomes by cohort, success or failure
+	MetricOutcomes      = "canary.outcomes"                  // counter: outcomes by cohort, success or failure (while a guard is configured)
 	MetricGuardTrips    = "canary.guard.trips"               // counter: guard trips by rule
 	MetricGuardState    = "canary.guard.state"               // gauge: 0 off, 1 armed, 2 tripped
 	MetricKillSwitch    = "canary.kill_switch"               // gauge: 1 while the kill switch is on

@@ -18,9 +18,10 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	sign    tenant.SignFunc
-	outcome OutcomeFunc
-	strip   bool // WithStripDecision
+	sign      tenant.SignFunc
+	outcome   OutcomeFunc
+	outcomeOn func() bool // WithOutcomeSwitch
+	strip     bool        // WithStripDecision
 }
 
 func newConfig(opts []Option) config {
@@ -64,11 +65,35 @@ type OutcomeFunc func(ctx context.Context, l tenant.Labels, code codes.Code, ela
 // fast and safe for concurrent use.
 //
 // Default: nil, nothing is called and no clock is read. A nil fn keeps the
-// default. The client interceptors ignore this option.
+// default. The client interceptors ignore this option. [WithOutcomeSwitch]
+// turns the reporting off while nobody needs it.
 func WithOutcome(fn func(ctx context.Context, l tenant.Labels, code codes.Code, elapsed time.Duration)) Option {
 	return optionFunc(func(c *config) {
 		if fn != nil {
 			c.outcome = fn
 		}
 	})
+}
+
+// WithOutcomeSwitch makes the server interceptors ask on, before each
+// labelled call's handler runs, whether the call's outcome is wanted. While
+// on returns false the call is served as without [WithOutcome]: no clock is
+// read and the outcome function is not called. The engine uses it to skip
+// the bookkeeping while no guard is configured. on must be fast (an atomic
+// load) and safe for concurrent use.
+//
+// Default: nil, every labelled call is reported when WithOutcome is given. A
+// nil on keeps the default. The client interceptors ignore this option.
+func WithOutcomeSwitch(on func() bool) Option {
+	return optionFunc(func(c *config) {
+		if on != nil {
+			c.outcomeOn = on
+		}
+	})
+}
+
+// wantOutcome reports whether the outcome of the call at hand is to be
+// reported.
+func (c *config) wantOutcome() bool {
+	return c.outcome != nil && (c.outcomeOn == nil || c.outcomeOn())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,3 +174,30 @@ type fakeStream struct {
 }
 
 func (s fakeStream) Context() context.Context { return s.ctx }
+
+// TestWithOutcomeSwitch: while the switch is off, neither unary calls nor
+// streams are reported; once on, they are again.
+func TestWithOutcomeSwitch(t *testing.T) {
+	var got outcomes
+	var on atomic.Bool
+	conn, _ := start(t, setup{interceptorOpts: []interceptors.Option{
+		interceptors.WithOutcome(got.record), interceptors.WithOutcomeSwitch(on.Load), interceptors.WithOutcomeSwitch(nil)}})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant-id", "acme", "x-user-id", "alice")
+	if err := check(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // a stream handler returns after the client has gone
+	if n := len(got.all()); n != 0 {
+		t.Fatalf("switch off: %d outcomes reported, want 0", n)
+	}
+	on.Store(true)
+	if err := check(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if list := got.all(); len(list) != 1 || list[0].code != codes.OK || list[0].labels.Tenant != "acme" {
+		t.Fatalf("switch on: outcomes %+v, want one OK for acme", list)
+	}
+}

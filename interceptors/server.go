@@ -52,6 +52,9 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
+		if !c.wantOutcome() {
+			return handler(ctx, req)
+		}
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		report(ctx, outcome, err, time.Since(start))
@@ -75,7 +78,7 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 			return err
 		}
 		ls.ctx = ctx
-		if outcome == nil {
+		if !c.wantOutcome() {
 			return handler(srv, ls)
 		}
 		start := time.Now()

@@ -87,7 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.stripDecision {
 		r = stripDecision(r)
 	}
-	if h.cfg.outcome != nil {
+	if h.cfg.wantOutcome() {
 		h.serveOutcome(w, r.WithContext(ctx), l)
 		return
 	}

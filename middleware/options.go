@@ -17,7 +17,8 @@ type config struct {
 	flagKey       string
 	sign          tenant.SignFunc // Transport: WithSigner
 	stripDecision bool            // New: WithStripDecision
-	outcome       OutcomeFunc     // outcome.go
+	outcome       OutcomeFunc     // outcome.go: WithOutcome
+	outcomeOn     func() bool     // outcome.go: WithOutcomeSwitch
 }
 
 func newConfig(opts []Option) config {

@@ -33,13 +33,37 @@ type OutcomeFunc func(ctx context.Context, l tenant.Labels, status int, elapsed 
 // be fast and safe for concurrent use.
 //
 // Default: nil; nothing is wrapped and no clock is read. A nil fn keeps the
-// default.
+// default. [WithOutcomeSwitch] turns the reporting off while nobody needs it.
 func WithOutcome(fn OutcomeFunc) Option {
 	return optionFunc(func(c *config) {
 		if fn != nil {
 			c.outcome = fn
 		}
 	})
+}
+
+// WithOutcomeSwitch makes the middleware ask on, before each labelled
+// request, whether the request's outcome is wanted. While on returns false,
+// the request is served as without [WithOutcome]: its ResponseWriter is not
+// wrapped, no clock is read and the outcome function is not called. The
+// engine uses it to skip the bookkeeping while no guard is configured. on runs
+// on the request's goroutine, so it must be fast (an atomic load) and safe for
+// concurrent use.
+//
+// Default: nil, every labelled request is reported when [WithOutcome] is
+// given. A nil on keeps the default. Without WithOutcome it has no effect.
+func WithOutcomeSwitch(on func() bool) Option {
+	return optionFunc(func(c *config) {
+		if on != nil {
+			c.outcomeOn = on
+		}
+	})
+}
+
+// wantOutcome reports whether the outcome of the request at hand is to be
+// reported.
+func (c *config) wantOutcome() bool {
+	return c.outcome != nil && (c.outcomeOn == nil || c.outcomeOn())
 }
 
 // serveOutcome calls next through a status-recording writer and reports the

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +179,38 @@ func TestWithOutcomeKeepsWriterInterfaces(t *testing.T) {
 	}
 	if s := got.last(t); s != 0 {
 		t.Fatalf("hijacked connection reported %d, want 0", s)
+	}
+}
+
+// TestWithOutcomeSwitch: while the switch is off the handler gets the
+// original ResponseWriter and nothing is reported; once on, both come back.
+func TestWithOutcomeSwitch(t *testing.T) {
+	var got outcomeLog
+	var on atomic.Bool
+	var seen http.ResponseWriter
+	h := middleware.New(canaryDecider, middleware.WithOutcome(got.record),
+		middleware.WithOutcomeSwitch(on.Load), middleware.WithOutcomeSwitch(nil))(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { seen = w; w.WriteHeader(503) }))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if seen != rec {
+		t.Errorf("switch off: handler got %T, want the original writer", seen)
+	}
+	if len(got.statuses) != 0 {
+		t.Fatalf("switch off: outcomes %v reported, want none", got.statuses)
+	}
+	if rec.Code != 503 || rec.Header().Get(tenant.HeaderCohort) != "canary" {
+		t.Errorf("switch off: status %d, cohort %q; want 503, canary", rec.Code, rec.Header().Get(tenant.HeaderCohort))
+	}
+
+	on.Store(true)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if seen == rec {
+		t.Error("switch on: handler got the original writer, want the status-recording one")
+	}
+	if s := got.last(t); s != 503 {
+		t.Errorf("switch on: outcome %d, want 503", s)
 	}
 }
