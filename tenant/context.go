@@ -52,13 +52,20 @@ func NewContextWithCohortHeader(ctx context.Context, l Labels) (context.Context,
 }
 
 func newLabelsContext(ctx context.Context, l Labels) *labelsContext {
-	c := &labelsContext{Context: ctx, labels: l}
+	c := &labelsContext{labels: l}
+	c.init(ctx)
+	return c
+}
+
+// init makes ctx the parent of c and gives c its session: the one ctx
+// carries, else c's own.
+func (c *labelsContext) init(ctx context.Context) {
+	c.Context = ctx
 	if parent, ok := ctx.Value(labelsKey{}).(*labelsContext); ok {
 		c.session = parent.session
 	} else {
 		c.session = &c.own
 	}
-	return c
 }
 
 // FromContext returns the Labels that ctx carries, and whether it carries any.
