@@ -1,8 +1,6 @@
 package interceptors
 
 import (
-	"context"
-
 	"google.golang.org/grpc/metadata"
 
 	"github.com/reqcanary/canary/tenant"
@@ -18,7 +16,7 @@ type MD metadata.MD
 var (
 	_ tenant.Source = MD(nil)
 	_ tenant.Sink   = MD(nil)
-	_ tenant.Source = incoming{}
+	_ tenant.Source = (*incomingSource)(nil)
 	_ tenant.Source = (*streamSource)(nil)
 )
 
@@ -31,14 +29,22 @@ func (md MD) Set(key, value string) { metadata.MD(md).Set(key, value) }
 // Del removes key.
 func (md MD) Del(key string) { metadata.MD(md).Delete(key) }
 
-// incoming reads a server call's incoming metadata one key at a time, without
-// copying the whole of it as metadata.FromIncomingContext would. Boxing it
-// into the Request's Source costs a unary call one allocation; borrowing it
-// from a pool would save that, but a Decider that kept the Source past
-// Decide could then read another call's metadata, so it is not done.
-type incoming struct{ ctx context.Context }
+// incomingSource reads a unary call's incoming metadata one key at a time,
+// without copying the whole of it as metadata.FromIncomingContext would. It
+// is the labels context the handler will get, allocated before the decision
+// ([tenant.NewPendingContext]): a pointer to it boxes into the Request's
+// Source without allocating, so one allocation serves as both. It reads the
+// metadata of the context the PendingContext was made from, the one grpc
+// built, before any stripping ([WithStripDecision]); that never changes, so
+// a Decider that keeps the Source past Decide reads this call's metadata and
+// no other's (a pooled Source could read another call's, another tenant's).
+// The distinct type keeps PendingContext's methods away from the Decider.
+type incomingSource tenant.PendingContext
 
-func (s incoming) Values(key string) []string { return metadata.ValueFromIncomingContext(s.ctx, key) }
+// Values returns the values of key in the call's incoming metadata, a copy.
+func (s *incomingSource) Values(key string) []string {
+	return metadata.ValueFromIncomingContext((*tenant.PendingContext)(s).Parent(), key)
+}
 
 // streamSource reads a stream's incoming metadata through the labelledStream
 // that the stream interceptor allocates anyway, from the stream it wraps

@@ -35,11 +35,20 @@ import (
 // every call with codes.Internal. [WithOutcome] reports each labelled call's
 // outcome; client-side options are ignored, so that one option list can serve
 // both sides. The interceptor is safe for concurrent use if d is.
+//
+// Allocations: one per call of its own, the labels context the handler
+// gets, which is also the Source that d reads the metadata from (never
+// pooled: a Source that d keeps past Decide reads this call's metadata and
+// no other's). Reading the metadata costs what grpc's
+// metadata.ValueFromIncomingContext allocates, a copy of each value present
+// that d reads (and of traceparent when there is no span). With
+// [WithStripDecision], a call that carries x-canary-decision also costs the
+// copy of its metadata and a second labels context.
 func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	c := newConfig(opts)
 	if c.outcome == nil {
 		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := label(ctx, d, incoming{ctx}, c.strip)
+			ctx, err := labelUnary(ctx, d, c.strip)
 			if err != nil {
 				return nil, err
 			}
@@ -48,7 +57,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	}
 	outcome := c.outcome
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := label(ctx, d, incoming{ctx}, c.strip)
+		ctx, err := labelUnary(ctx, d, c.strip)
 		if err != nil {
 			return nil, err
 		}
@@ -66,6 +75,10 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 // as [UnaryServer] labels a unary call: the handler's stream returns the
 // labelled context from Context(). With [WithOutcome], the outcome is
 // reported when the handler returns.
+//
+// Allocations: two per stream of its own, the handler's stream wrapper
+// (which is also the Source that d reads the metadata from) and the labels
+// context, plus grpc's copy of each metadata value read, as for UnaryServer.
 func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor {
 	c := newConfig(opts)
 	outcome := c.outcome
@@ -73,10 +86,15 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 		// The wrapper the handler gets is also the Decider's Source: one
 		// allocation for both.
 		ls := &labelledStream{ServerStream: ss}
-		ctx, err := label(ss.Context(), d, (*streamSource)(ls), c.strip)
+		ctx := ss.Context()
+		l, err := decide(ctx, d, (*streamSource)(ls))
 		if err != nil {
 			return err
 		}
+		if c.strip {
+			ctx, _ = stripDecision(ctx)
+		}
+		ctx = tenant.NewContext(ctx, l)
 		ls.ctx = ctx
 		if !c.wantOutcome() {
 			return handler(srv, ls)
@@ -122,24 +140,45 @@ func (s *labelledStream) Context() context.Context { return s.ctx }
 // without a Decider.
 var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
 
-// label decides the call's labels, reading its metadata from src, and returns
-// ctx carrying them.
-func label(ctx context.Context, d tenant.Decider, src tenant.Source, strip bool) (context.Context, error) {
+// labelUnary decides the labels of the unary call whose context grpc built
+// is ctx, and returns the context its handler runs with: ctx (with
+// x-canary-decision stripped from its metadata, if strip) carrying the
+// labels. The labels context is allocated first and serves as the Decider's
+// Source; only a stripped call, whose labels context must be a child of the
+// stripped one, allocates another (besides the copy the stripping makes).
+func labelUnary(ctx context.Context, d tenant.Decider, strip bool) (context.Context, error) {
 	if d == nil {
 		return ctx, errNilDecider
+	}
+	p := tenant.NewPendingContext(ctx)
+	l, err := decide(ctx, d, (*incomingSource)(p))
+	if err != nil {
+		return ctx, err
+	}
+	if strip {
+		if stripped, ok := stripDecision(ctx); ok {
+			return tenant.NewContext(stripped, l), nil
+		}
+	}
+	return p.Label(l), nil
+}
+
+// decide asks d for the labels of the call whose context grpc built is ctx,
+// handing it src to read the call's metadata from. It fills in the trace id
+// d left empty, and maps d's errors to gRPC status errors.
+func decide(ctx context.Context, d tenant.Decider, src tenant.Source) (tenant.Labels, error) {
+	if d == nil {
+		return tenant.Labels{}, errNilDecider
 	}
 	req := tenant.Request{Source: src, Wire: tenant.GRPC, Peer: peerAddr(ctx), TraceID: traceID(ctx)}
 	l, err := d.Decide(ctx, req)
 	if err != nil {
-		return ctx, statusError(err)
+		return tenant.Labels{}, statusError(err)
 	}
 	if l.TraceID == "" {
 		l.TraceID = req.TraceID
 	}
-	if strip {
-		ctx = stripDecision(ctx)
-	}
-	return tenant.NewContext(ctx, l), nil
+	return l, nil
 }
 
 // statusError maps an error from a Decider to the gRPC status the call fails

@@ -160,3 +160,27 @@ func TestServerDeciderErrors(t *testing.T) {
 }
 
 func errorsJoin(err error) error { return errors.Join(errors.New("decision"), err) }
+
+// A Decider may keep Request.Source past Decide: it goes on reading the
+// metadata of its own call, never that of a later call (another tenant's).
+func TestServerSourceOutlivesDecide(t *testing.T) {
+	conn, rec := start(t, setup{})
+	tenants := []string{"acme", "globex", "initech"}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			var kept []tenant.Source
+			for _, tn := range tenants {
+				ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant-id", tn)
+				if err := c.do(ctx, conn); err != nil {
+					t.Fatal(err)
+				}
+				kept = append(kept, rec.lastReq(t).Source)
+			}
+			for i, src := range kept {
+				if got := src.Values("x-tenant-id"); len(got) != 1 || got[0] != tenants[i] {
+					t.Errorf("call %d's Source reads x-tenant-id %q after later calls, want %q", i, got, tenants[i])
+				}
+			}
+		})
+	}
+}

@@ -21,13 +21,14 @@ func WithStripDecision() Option {
 	return optionFunc(func(c *config) { c.strip = true })
 }
 
-// stripDecision returns ctx with x-canary-decision removed from a copy of
-// its incoming metadata; ctx itself when the key is absent.
-func stripDecision(ctx context.Context) context.Context {
+// stripDecision returns a child of ctx whose incoming metadata is a copy of
+// ctx's without x-canary-decision, and true; ctx itself and false when the
+// key is absent.
+func stripDecision(ctx context.Context) (context.Context, bool) {
 	if len(metadata.ValueFromIncomingContext(ctx, tenant.GRPC.Decision)) == 0 {
-		return ctx
+		return ctx, false
 	}
 	md, _ := metadata.FromIncomingContext(ctx) // a copy
 	delete(md, tenant.GRPC.Decision)
-	return metadata.NewIncomingContext(ctx, md)
+	return metadata.NewIncomingContext(ctx, md), true
 }

@@ -28,6 +28,9 @@ func TestServerWithStripDecision(t *testing.T) {
 				t.Errorf("strip=%v %s: decider saw x-canary-decision %q, want the inbound value", strip, c.name, got)
 			}
 			got := rec.last(t)
+			if !got.ok || got.labels.Tenant != "acme" {
+				t.Errorf("strip=%v %s: handler's labels %+v, %v, want the decided ones", strip, c.name, got.labels, got.ok)
+			}
 			if n := len(got.md.Get("x-canary-decision")); strip && n != 0 || !strip && n != 1 {
 				t.Errorf("strip=%v %s: handler saw x-canary-decision %q", strip, c.name, got.md.Get("x-canary-decision"))
 			}
