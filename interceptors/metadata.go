@@ -1,6 +1,8 @@
 package interceptors
 
 import (
+	"context"
+
 	"google.golang.org/grpc/metadata"
 
 	"github.com/reqcanary/canary/tenant"
@@ -46,13 +48,18 @@ func (s *incomingSource) Values(key string) []string {
 	return metadata.ValueFromIncomingContext((*tenant.PendingContext)(s).Parent(), key)
 }
 
-// streamSource reads a stream's incoming metadata through the labelledStream
-// that the stream interceptor allocates anyway, from the stream it wraps
-// (whose context is the one grpc built, before any stripping): one
-// allocation serves as both the Decider's Source and the handler's stream.
-// The distinct type keeps the stream's methods away from the Decider.
-type streamSource labelledStream
+// streamSource reads a stream's incoming metadata from the context of the
+// stream that grpc handed the interceptor (the one grpc built, before any
+// stripping), one key at a time. It is a field of the labelledStream that
+// the stream interceptor allocates anyway, so a pointer to it boxes into the
+// Request's Source without allocating: one allocation serves as both the
+// Decider's Source and the handler's stream. Being a struct of its own
+// rather than a type defined over labelledStream (which would inherit the
+// methods of the embedded grpc.ServerStream), it keeps the stream's methods
+// (SendMsg, SetHeader…) away from the Decider.
+type streamSource struct{ ctx context.Context }
 
+// Values returns the values of key in the stream's incoming metadata, a copy.
 func (s *streamSource) Values(key string) []string {
-	return metadata.ValueFromIncomingContext(s.ServerStream.Context(), key)
+	return metadata.ValueFromIncomingContext(s.ctx, key)
 }

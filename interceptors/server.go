@@ -85,9 +85,9 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		// The wrapper the handler gets is also the Decider's Source: one
 		// allocation for both.
-		ls := &labelledStream{ServerStream: ss}
 		ctx := ss.Context()
-		l, err := decide(ctx, d, (*streamSource)(ls))
+		ls := &labelledStream{ServerStream: ss, src: streamSource{ctx}}
+		l, err := decide(ctx, d, &ls.src)
 		if err != nil {
 			return err
 		}
@@ -125,10 +125,12 @@ func codeOf(err error) codes.Code {
 	return status.FromContextError(err).Code()
 }
 
-// labelledStream is a ServerStream whose context carries the labels.
+// labelledStream is a ServerStream whose context carries the labels. Its
+// src is the Decider's Source, in the same allocation.
 type labelledStream struct {
 	grpc.ServerStream
 	ctx context.Context
+	src streamSource
 }
 
 var _ grpc.ServerStream = (*labelledStream)(nil)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -182,5 +183,30 @@ func TestServerSourceOutlivesDecide(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Source a Decider gets reads metadata and nothing else: it is neither
+// the call's context, nor its stream, nor the labels context it shares an
+// allocation with.
+func TestServerSourceIsOnlyASource(t *testing.T) {
+	type labeller interface {
+		Label(tenant.Labels) context.Context
+	}
+	conn, rec := start(t, setup{})
+	for _, c := range calls {
+		if err := c.do(context.Background(), conn); err != nil {
+			t.Fatal(err)
+		}
+		src := rec.lastReq(t).Source
+		if _, ok := src.(context.Context); ok {
+			t.Errorf("%s: the Source is a context.Context", c.name)
+		}
+		if _, ok := src.(grpc.ServerStream); ok {
+			t.Errorf("%s: the Source is a grpc.ServerStream", c.name)
+		}
+		if _, ok := src.(labeller); ok {
+			t.Errorf("%s: the Source can set labels", c.name)
+		}
 	}
 }
