@@ -10,7 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
+	"unsafe"
 )
 
 // MinUserHashKeyLen is the shortest key [NewUserHasher] accepts, in bytes.
@@ -37,10 +37,15 @@ type UserHasher struct {
 	// concurrent use), so one block serves every goroutine.
 	block  cipher.Block
 	k1, k2 [aes.BlockSize]byte // the CMAC subkeys
-	// pool holds *[aes.BlockSize]byte CBC buffers: a buffer passed to the
-	// interface method Encrypt escapes, so a stack array would be a heap
-	// allocation per call.
-	pool sync.Pool
+}
+
+// hashBuf is the one allocation of a Hash call: the CBC chaining value
+// (memory passed to the interface method Encrypt escapes, so it is on the
+// heap anyway) followed by the hex digits of the tag, which the returned
+// string then points at.
+type hashBuf struct {
+	x   [aes.BlockSize]byte
+	hex [2 * aes.BlockSize]byte
 }
 
 // NewUserHasher returns a UserHasher keyed by key, which must be at least
@@ -71,7 +76,6 @@ func newCMACHasher(k []byte) (*UserHasher, error) {
 	b.Encrypt(l[:], l[:])
 	h.k1 = double(l)
 	h.k2 = double(h.k1)
-	h.pool.New = func() any { return new([aes.BlockSize]byte) }
 	return h, nil
 }
 
@@ -101,22 +105,21 @@ func (h *UserHasher) Hash(tenant, user string) string {
 	if user == "" {
 		return ""
 	}
-	x := h.pool.Get().(*[aes.BlockSize]byte)
-	m := cmac{h: h, x: x}
-	m.start()
+	b := new(hashBuf)
+	m := cmac{h: h, x: &b.x}
 	m.writeByte(byte(len(tenant)))
 	m.writeString(tenant)
 	m.writeString(user)
 	m.finish()
-	var out [2 * aes.BlockSize]byte
-	hex.Encode(out[:], x[:])
-	h.pool.Put(x)
-	return string(out[:])
+	hex.Encode(b.hex[:], b.x[:])
+	// b.hex is written once, above, and never again: the string may share it
+	// (as strings.Builder shares its buffer), saving a second allocation.
+	return unsafe.String(&b.hex[0], len(b.hex))
 }
 
 // cmac is one AES-CMAC computation in progress, fed without building the
-// message: x is the CBC chaining value (in the hasher's pooled buffer, as
-// Encrypt needs heap memory) and blk the current block, of which n bytes are
+// message: x is the CBC chaining value (zero at the start; in heap memory,
+// as Encrypt's arguments escape) and blk the current block, of which n bytes are
 // filled. A full block is encrypted only when more input follows, so that
 // finish knows whether the last block is complete.
 type cmac struct {
@@ -125,9 +128,6 @@ type cmac struct {
 	blk [aes.BlockSize]byte
 	n   int
 }
-
-// start resets the chaining value to zero.
-func (m *cmac) start() { *m.x = [aes.BlockSize]byte{} }
 
 func (m *cmac) writeByte(c byte) {
 	if m.n == aes.BlockSize {
