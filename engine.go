@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,9 @@ const instrumentationName = "github.com/reqcanary/canary"
 //
 // The plan in force is swapped atomically (by a plan-file reload), and
 // decisions read it without locks. An Engine is safe for concurrent use.
-// Call [Engine.Close] when done with an engine that watches a plan file.
+// Call [Engine.Close] when done with an engine that watches a plan file, has
+// a guard or follows the fleet's switch: it stops their goroutines. An engine
+// made with [WithDeferredStart] starts them only in [Engine.Start].
 type Engine struct {
 	cur       atomic.Pointer[compiledPlan]
 	kill      atomic.Bool
@@ -38,7 +41,9 @@ type Engine struct {
 	mw      func(http.Handler) http.Handler
 	watcher *watcher // nil without a plan file
 
-	closeOnce sync.Once
+	life    sync.Mutex // serialises Start and Close
+	started bool       // Start succeeded; under life
+	closed  bool       // Close was called; under life
 
 	sig signing     // signed decisions (sign.go)
 	rpc rpcAdapters // gRPC interceptors (grpc.go)
@@ -52,11 +57,15 @@ type errBox struct{ err error }
 
 // New returns an Engine configured by opts. Without a plan option it runs
 // the default plan: 0 % canary, overrides honoured only from loopback peers.
+// It loads the plan, then starts the engine's background work (see
+// [Engine.Start]) before it returns, unless [WithDeferredStart] is given.
 //
 // New returns an error, naming the option, environment variable or plan key
 // at fault, when: an option is invalid ([ErrInvalidOption]); both WithPlan
 // and WithPlanFile are given; the plan is invalid ([ErrInvalidPlan],
-// [*PlanError]); or the plan file cannot be read.
+// [*PlanError]); the plan file cannot be read; or, with [WithFleetSwitch],
+// the fleet's kill switch cannot be read. A failed New leaves nothing
+// running.
 func New(opts ...Option) (*Engine, error) {
 	return newEngine(opts, os.Getenv, false)
 }
@@ -137,8 +146,11 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 	}
 	e.mw = middleware.New(e, mwOpts...)
 	e.initRPC()
-	if e.watcher != nil {
-		e.watcher.start()
+	if !cfg.deferStart {
+		if err := e.Start(context.Background()); err != nil {
+			_ = e.Close()
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -210,15 +222,22 @@ func (e *Engine) UntrustedOverrides() uint64 { return e.untrusted.Load() }
 func (e *Engine) Middleware(next http.Handler) http.Handler { return e.mw(next) }
 
 // Close stops watching the plan file, evaluating the guard and following the
-// fleet's switch, and waits for their goroutines to finish. The engine keeps
-// deciding with the plan and kill switch in force. Close is idempotent, safe
-// to call concurrently, and always returns nil.
+// fleet's switch, and waits for their goroutines to finish; it does not close
+// the Redis client of [WithFleetSwitch]. The engine keeps deciding with the
+// plan and kill switch in force. An engine that was never started holds
+// nothing that needs Close, but closing it is allowed (a later
+// [Engine.Start] then fails). Close is idempotent, safe to call concurrently
+// (with Start too), and always returns nil.
 func (e *Engine) Close() error {
-	e.closeOnce.Do(func() {
-		if e.watcher != nil {
-			e.watcher.stop()
-		}
-		e.closeGuard()
-	})
+	e.life.Lock()
+	defer e.life.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if e.started && e.watcher != nil {
+		e.watcher.stop()
+	}
+	e.closeGuard()
 	return nil
 }

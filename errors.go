@@ -13,6 +13,9 @@ var ErrInvalidPlan = errors.New("canary: invalid plan")
 // environment variable; the message names the option or variable.
 var ErrInvalidOption = errors.New("canary: invalid option")
 
+// ErrClosed is returned by [Engine.Start] after [Engine.Close].
+var ErrClosed = errors.New("canary: engine closed")
+
 // PlanError is one problem in a plan. ParsePlan and New return a PlanError,
 // or several joined with errors.Join, each naming the key and the line; find
 // the first with errors.As.

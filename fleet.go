@@ -26,14 +26,15 @@ func isGuardReason(r string) bool {
 
 // fleetLink is the engine's fleet-wide kill switch.
 type fleetLink struct {
-	e       *Engine
-	sw      *fleet.Switch
-	timeout time.Duration
+	e            *Engine
+	sw           *fleet.Switch
+	timeout      time.Duration
+	startTimeout time.Duration
+	warned       bool // the fleet's switch was found on and said so; under the engine's start
 }
 
-// startFleet starts following the fleet's switch and applies the state it
-// holds before returning.
-func startFleet(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink, error) {
+// newFleetLink makes the engine's fleet switch; it contacts nothing.
+func newFleetLink(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultFleetPrefix
 	}
@@ -48,20 +49,44 @@ func startFleet(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithFleetSwitch: %w", ErrInvalidOption, err)
 	}
-	f := &fleetLink{e: e, sw: sw, timeout: cfg.Timeout}
 	sw.OnChange(e.applyFleet)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	return &fleetLink{e: e, sw: sw, timeout: cfg.Timeout, startTimeout: cfg.StartTimeout}, nil
+}
+
+// load reads the fleet's state once, within ctx and the start timeout, and
+// applies it; nothing runs in the background afterwards.
+func (f *fleetLink) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.startTimeout)
 	defer cancel()
-	if err := sw.Start(ctx); err != nil {
-		_ = sw.Close()
-		return nil, fmt.Errorf("canary: WithFleetSwitch: cannot read the fleet's kill switch: %w", err)
+	if err := f.sw.Load(ctx); err != nil {
+		return fmt.Errorf("canary: WithFleetSwitch: cannot read the fleet's kill switch: %w", err)
 	}
-	e.applyFleet(sw.State())
-	if st := sw.State(); st.On {
-		e.log.Warn("canary: the fleet's kill switch is on: every request is stable",
-			"key", sw.Key(), "reason", st.Reason, "actor", st.Actor, "at", st.At)
+	f.learnt()
+	return nil
+}
+
+// start starts following the fleet's switch and applies the state it holds
+// before returning. When it fails nothing is left running, and it may be
+// called again.
+func (f *fleetLink) start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.startTimeout)
+	defer cancel()
+	if err := f.sw.Start(ctx); err != nil {
+		return fmt.Errorf("canary: WithFleetSwitch: cannot read the fleet's kill switch: %w", err)
 	}
-	return f, nil
+	f.learnt()
+	return nil
+}
+
+// learnt applies the state just read and warns, once, when it is on.
+func (f *fleetLink) learnt() {
+	st := f.sw.State()
+	f.e.applyFleet(st)
+	if st.On && !f.warned {
+		f.warned = true
+		f.e.log.Warn("canary: the fleet's kill switch is on: every request is stable",
+			"key", f.sw.Key(), "reason", st.Reason, "actor", st.Actor, "at", st.At)
+	}
 }
 
 // set writes the fleet state with the link's timeout.

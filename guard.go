@@ -47,12 +47,13 @@ type guardEngine struct {
 	fleet *fleetLink // nil without WithFleetSwitch
 	tel   *telemetry
 
-	stop, done chan struct{} // the evaluation loop; nil when it does not run
+	stop, done chan struct{} // the evaluation loop; nil when it does not run (set under Engine.life)
 }
 
 // initGuard sets up the guard, the telemetry and the fleet switch from cfg;
-// the plan in force is already stored. It returns an error when the fleet
-// switch cannot start.
+// the plan in force is already stored. With a deferred start it reads the
+// fleet's state once; it returns an error when that read fails. It starts
+// nothing: see startGuard.
 func (e *Engine) initGuard(cfg *config) error {
 	o := &cfg.guard
 	e.g.base, e.g.clock, e.g.manual = o.base, o.clock, o.manual
@@ -66,13 +67,30 @@ func (e *Engine) initGuard(cfg *config) error {
 	e.g.tel = newTelemetry(e, cfg.meter, o.logs)
 	e.applyGuardConfig(e.cur.Load())
 	if o.fleet != nil {
-		f, err := startFleet(e, o.fleet, o.fleetCfg)
+		f, err := newFleetLink(e, o.fleet, o.fleetCfg)
 		if err != nil {
-			e.g.tel.close()
 			return err
+		}
+		if cfg.deferStart {
+			if err := f.load(context.Background()); err != nil {
+				_ = f.sw.Close()
+				return err
+			}
 		}
 		e.g.fleet = f
 	}
+	return nil
+}
+
+// startGuard starts following the fleet's switch, reporting the guard
+// gauges and the evaluation loop. When it fails nothing is left running.
+func (e *Engine) startGuard(ctx context.Context) error {
+	if f := e.g.fleet; f != nil {
+		if err := f.start(ctx); err != nil {
+			return err
+		}
+	}
+	e.g.tel.register(e)
 	if !e.g.manual && (e.g.base != nil || e.watcher != nil || e.g.state.Load() != nil) {
 		e.g.stop, e.g.done = make(chan struct{}), make(chan struct{})
 		go e.guardLoop()
@@ -85,6 +103,7 @@ func (e *Engine) closeGuard() {
 	if e.g.stop != nil {
 		close(e.g.stop)
 		<-e.g.done
+		e.g.stop = nil
 	}
 	if e.g.fleet != nil {
 		if err := e.g.fleet.sw.Close(); err != nil {

@@ -34,6 +34,7 @@ type config struct {
 	requireTenant bool
 	poll          time.Duration
 	meter         metric.MeterProvider
+	deferStart    bool // WithDeferredStart (start.go)
 	errs          []error
 	sign          signConfig   // options_sign.go
 	guard         guardOptions // guard_options.go
@@ -74,8 +75,9 @@ func WithPlan(p Plan) Option {
 // ConfigMaps do) is seen like an edit. Files over [MaxPlanFileSize] are
 // refused.
 //
-// New fails if the file cannot be read or parsed at start. It cannot be
-// combined with [WithPlan].
+// New fails if the file cannot be read or parsed at start. With
+// [WithDeferredStart], New reads the file and watching begins with
+// [Engine.Start]. It cannot be combined with [WithPlan].
 func WithPlanFile(path string) Option {
 	return optionFunc(func(c *config) { c.planFile = path })
 }

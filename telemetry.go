@@ -53,8 +53,10 @@ type telemetry struct {
 	decisions metric.Int64Counter
 	outcomes  metric.Int64Counter
 	trips     metric.Int64Counter
-	reg       metric.Registration
+	reg       metric.Registration // the guard gauges' callback; nil until register
 	logger    otellog.Logger
+	meter     metric.Meter
+	warn      func(name string, err error)
 
 	decOpts map[string]*[2][]metric.AddOption // by reason, then cohort
 	outOpts [2][2][]metric.AddOption          // by cohort, then failed
@@ -98,6 +100,18 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 		}
 	}
 
+	t.meter, t.warn = m, warn
+	return t
+}
+
+// register reports the engine's guard gauges on the meter until close. The
+// engine calls it when it starts, so that an engine that is never started
+// leaves no callback behind on the meter provider.
+func (t *telemetry) register(e *Engine) {
+	if t.reg != nil {
+		return
+	}
+	m, warn := t.meter, t.warn
 	state, err1 := m.Int64ObservableGauge(MetricGuardState, metric.WithUnit("1"),
 		metric.WithDescription("The guard: 0 off, 1 armed, 2 tripped (it holds the kill switch)"))
 	kill, err2 := m.Int64ObservableGauge(MetricKillSwitch, metric.WithUnit("1"),
@@ -111,13 +125,14 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 	for _, err := range []error{err1, err2, err3, err4, err5} {
 		if err != nil {
 			warn("guard gauge", err)
-			return t
+			return
 		}
 	}
 	cohortSets := [2]metric.ObserveOption{
 		metric.WithAttributeSet(attribute.NewSet(middleware.AttrVariant.String(string(tenant.Stable)))),
 		metric.WithAttributeSet(attribute.NewSet(middleware.AttrVariant.String(string(tenant.Canary)))),
 	}
+	var err error
 	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := e.Status()
 		gs := int64(0)
@@ -145,7 +160,6 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 	if err != nil {
 		warn("guard gauge callback", err)
 	}
-	return t
 }
 
 func decisionOpts(r string) *[2][]metric.AddOption {
@@ -215,8 +229,10 @@ func (t *telemetry) rearmed(by string) {
 	t.logger.Emit(context.Background(), r)
 }
 
+// close unregisters the guard gauges' callback.
 func (t *telemetry) close() {
 	if t.reg != nil {
 		_ = t.reg.Unregister()
+		t.reg = nil
 	}
 }

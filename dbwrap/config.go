@@ -94,6 +94,21 @@ type Config struct {
 	// MeterProvider records the routing metrics. Nil means the global
 	// provider (otel.GetMeterProvider).
 	MeterProvider metric.MeterProvider
+
+	// DeferStart makes Open, OpenDB and NewConnector start nothing in the
+	// background: the replica poller (with its connections) and the replica
+	// gauges start when [Start] is called. Until then the database works,
+	// but every read goes to the primary (reason "not-started", since no
+	// replica has been polled), and a connection is closed when it returns
+	// to the pool instead of being kept idle. So a database that is built
+	// but never started, because the application failed to build, holds no
+	// connection and no goroutine of dbwrap's; only database/sql's own
+	// opener goroutine, which every *sql.DB runs until Close, remains. It is
+	// for applications with a start phase, such as go.uber.org/fx (fxmodule
+	// sets it).
+	//
+	// Default false: the poller starts at once and Start is not needed.
+	DeferStart bool
 }
 
 // settings is a Config with the defaults applied.
@@ -107,6 +122,7 @@ type settings struct {
 	dialect       Dialect       // nil: none
 	tokens        TokenStore
 	meterProvider metric.MeterProvider
+	deferStart    bool
 }
 
 func (cfg *Config) settings() (settings, error) {
@@ -119,6 +135,7 @@ func (cfg *Config) settings() (settings, error) {
 		primaryRetry:  cfg.PrimaryRetryInterval,
 		tokens:        cfg.TokenStore,
 		meterProvider: cfg.MeterProvider,
+		deferStart:    cfg.DeferStart,
 	}
 	if s.maxLag == 0 {
 		s.maxLag = DefaultMaxReplicaLag

@@ -246,10 +246,12 @@ func (c *conn) ResetSession(ctx context.Context) error {
 	return nil
 }
 
-// IsValid reports false only once the conn is closed; invalid inner
-// connections are closed and reopened on next use.
+// IsValid reports false once the conn is closed, and before the connector
+// is started (Config.DeferStart), so that database/sql closes the conn
+// instead of keeping it idle; invalid inner connections are closed and
+// reopened on next use.
 func (c *conn) IsValid() bool {
-	if c.closed {
+	if c.closed || !c.c.started.Load() {
 		return false
 	}
 	for _, s := range c.c.servers {

@@ -18,7 +18,8 @@ var (
 
 // connector is the wrapper's driver.Connector. database/sql pools the conns
 // it makes; each conn lazily holds at most one inner connection per server.
-// It owns the background poller, stopped by Close (which sql.DB.Close calls).
+// It owns the background poller, started by start (by newConnector unless
+// Config.DeferStart) and stopped by Close (which sql.DB.Close calls).
 type connector struct {
 	set        settings
 	system     string // db.system attribute value
@@ -29,12 +30,15 @@ type connector struct {
 	defaults   []*server // the read set of requests without a cohort entry
 	cohorts    map[tenant.Cohort][]*server
 	metrics    *metrics
-	poller     *poller // nil without replicas
+	poller     atomic.Pointer[poller] // nil without replicas, and until started
 	classified classifyCache
 
-	rr        atomic.Uint32 // assigns each conn its preferred replica
-	closeOnce sync.Once
-	closeErr  error
+	rr atomic.Uint32 // assigns each conn its preferred replica
+
+	started  atomic.Bool // start ran: replicas serve reads, conns stay pooled
+	life     sync.Mutex  // serialises start and Close
+	closed   bool        // under life
+	closeErr error       // under life
 }
 
 // Connectors are the inner connectors of OpenDB and NewConnector: one per
@@ -100,10 +104,29 @@ func newConnector(cs Connectors, cohortSame map[tenant.Cohort][]int, cfg Config)
 		}
 	}
 	c.metrics = newMetrics(c)
-	if len(c.replicas) > 0 {
-		c.poller = startPoller(c)
+	if !set.deferStart {
+		_ = c.start() // cannot fail: not closed yet
 	}
 	return c, nil
+}
+
+// start starts the poller and the replica gauges; it is a no-op once
+// started, and ErrClosed after Close.
+func (c *connector) start() error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.started.Load():
+		return nil
+	}
+	c.metrics.register()
+	if len(c.replicas) > 0 {
+		c.poller.Store(startPoller(c))
+	}
+	c.started.Store(true)
+	return nil
 }
 
 // Connect returns a new wrapper connection. It opens no inner connection:
@@ -122,19 +145,23 @@ func (c *connector) Driver() driver.Driver { return c.drv }
 // connectors that implement io.Closer. sql.DB.Close calls it after closing
 // every pooled connection. It is safe to call more than once.
 func (c *connector) Close() error {
-	c.closeOnce.Do(func() {
-		var errs []error
-		if c.poller != nil {
-			c.poller.stop()
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return c.closeErr
+	}
+	c.closed = true
+	var errs []error
+	if p := c.poller.Load(); p != nil {
+		p.stop()
+	}
+	errs = append(errs, c.metrics.close())
+	for _, s := range c.servers {
+		if cl, ok := s.connector.(io.Closer); ok {
+			errs = append(errs, cl.Close())
 		}
-		errs = append(errs, c.metrics.close())
-		for _, s := range c.servers {
-			if cl, ok := s.connector.(io.Closer); ok {
-				errs = append(errs, cl.Close())
-			}
-		}
-		c.closeErr = errors.Join(errs...)
-	})
+	}
+	c.closeErr = errors.Join(errs...)
 	return c.closeErr
 }
 

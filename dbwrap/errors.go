@@ -14,12 +14,14 @@ var (
 	// ErrOpenByName is returned by the wrapper driver's Open: a dbwrap
 	// driver is reached only through Open, OpenDB or NewConnector.
 	ErrOpenByName = errors.New("dbwrap: the wrapper driver cannot open a DSN by name; use dbwrap.Open or dbwrap.OpenDB")
-	// ErrNotDBWrap is returned by Explain for a *sql.DB that dbwrap did not
-	// open.
+	// ErrNotDBWrap is returned by Explain and Start for a *sql.DB that
+	// dbwrap did not open.
 	ErrNotDBWrap = errors.New("dbwrap: the *sql.DB was not opened by dbwrap")
 	// ErrInvalidConfig is matched by every configuration error returned by
 	// Open, OpenDB and NewConnector; the message names the field.
 	ErrInvalidConfig = errors.New("dbwrap: invalid config")
+	// ErrClosed is returned by Start for a database that was closed.
+	ErrClosed = errors.New("dbwrap: database closed")
 )
 
 // configError names the Config field that is wrong.

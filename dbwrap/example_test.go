@@ -56,6 +56,36 @@ func ExampleOpen_sqlx() {
 	_ = dbx.Select(&names, "select name from products where price < $1", 10)
 }
 
+// An application with a start phase (go.uber.org/fx, or a main that builds
+// everything before serving) opens the database with DeferStart: it works at
+// once, on the primary, and the replica poller starts with Start, so an
+// application that fails to build leaves no poller behind.
+func ExampleStart() {
+	db, err := dbwrap.Open(dbwrap.Config{
+		DriverName: "pgx",
+		Primary:    "postgres://app@db-primary:5432/shop",
+		Replicas:   []string{"postgres://app@db-replica-1:5432/shop"},
+		DeferStart: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	r, _ := dbwrap.Explain(ctx, db, "select name from products")
+	fmt.Println("before Start:", r.Target, r.Reason)
+
+	if err := dbwrap.Start(db); err != nil {
+		log.Fatal(err)
+	}
+	r, _ = dbwrap.Explain(ctx, db, "select name from products")
+	fmt.Println("after Start:", r.Target, r.Reason)
+	// Output:
+	// before Start: primary not-started
+	// after Start: replica read
+}
+
 // Explain tells where a statement would go and why, without running it.
 func ExampleExplain() {
 	db, err := dbwrap.Open(dbwrap.Config{

@@ -38,7 +38,10 @@ type metrics struct {
 	failovers   metric.Int64Counter
 	events      metric.Int64Counter
 	tokenErrors metric.Int64Counter
-	reg         metric.Registration
+	meter       metric.Meter
+	lag         metric.Float64ObservableGauge
+	up          metric.Int64ObservableGauge
+	reg         metric.Registration                             // the replica gauges' callback; nil until register
 	opts        []atomic.Pointer[map[string][]metric.AddOption] // by server index: reason -> options
 	mu          sync.Mutex                                      // serialises writers of opts
 }
@@ -59,30 +62,43 @@ func newMetrics(c *connector) *metrics {
 	m.failovers, _ = meter.Int64Counter(MetricFailovers, metric.WithDescription("Reads retried on another server after a replica failed them."))
 	m.events, _ = meter.Int64Counter(MetricReplicaEvents, metric.WithDescription("Replicas taken out of service (down) or put back (up)."))
 	m.tokenErrors, _ = meter.Int64Counter(MetricTokenErrors, metric.WithDescription("Token store calls that failed; the reads went to the primary."))
-	lag, _ := meter.Float64ObservableGauge(MetricReplicaLag, metric.WithUnit("s"), metric.WithDescription("Last measured replay lag of each replica."))
-	up, _ := meter.Int64ObservableGauge(MetricReplicaUp, metric.WithDescription("1 while the replica serves reads, else 0."))
-	if len(c.replicas) > 0 {
-		m.reg, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			for _, s := range c.replicas {
-				set := metric.WithAttributes(AttrServer.String(s.name))
-				if l := s.lag.Load(); l >= 0 {
-					o.ObserveFloat64(lag, float64(l)/1e9, set)
-				}
-				v := int64(0)
-				if s.healthy.Load() {
-					v = 1
-				}
-				o.ObserveInt64(up, v, set)
-			}
-			return nil
-		}, lag, up)
-	}
+	m.lag, _ = meter.Float64ObservableGauge(MetricReplicaLag, metric.WithUnit("s"), metric.WithDescription("Last measured replay lag of each replica."))
+	m.up, _ = meter.Int64ObservableGauge(MetricReplicaUp, metric.WithDescription("1 while the replica serves reads, else 0."))
+	m.meter = meter
 	return m
 }
 
+// register reports the replica gauges until close. The connector calls it
+// when it starts, so that a database never started leaves no callback
+// behind on the meter provider.
+func (m *metrics) register() {
+	c := m.c
+	if len(c.replicas) == 0 || m.reg != nil {
+		return
+	}
+	lag, up := m.lag, m.up
+	m.reg, _ = m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, s := range c.replicas {
+			set := metric.WithAttributes(AttrServer.String(s.name))
+			if l := s.lag.Load(); l >= 0 {
+				o.ObserveFloat64(lag, float64(l)/1e9, set)
+			}
+			v := int64(0)
+			if s.healthy.Load() {
+				v = 1
+			}
+			o.ObserveInt64(up, v, set)
+		}
+		return nil
+	}, lag, up)
+}
+
+// close unregisters the replica gauges' callback.
 func (m *metrics) close() error {
 	if m.reg != nil {
-		return m.reg.Unregister()
+		reg := m.reg
+		m.reg = nil
+		return reg.Unregister()
 	}
 	return nil
 }

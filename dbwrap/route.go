@@ -31,6 +31,7 @@ const (
 	ReasonSticky           = "sticky"                // wrote, position unknown (no dialect)
 	ReasonNoReplicas       = "no-replicas"           // none configured
 	ReasonNoHealthyReplica = "no-healthy-replica"    // every replica of the read set is out
+	ReasonNotStarted       = "not-started"           // Config.DeferStart and Start not called yet: no replica polled
 	ReasonFailoverConn     = "failover:conn-error"   // retried after a replica connection error
 	ReasonFailoverReadOnly = "failover:read-only"    // retried on the primary after SQLSTATE 25006
 )
@@ -105,6 +106,9 @@ func (c *conn) routeRead(ctx context.Context, reason string) decision {
 	}
 	if len(cn.replicas) == 0 {
 		return decision{srv: cn.primary, reason: ReasonNoReplicas}
+	}
+	if !cn.started.Load() {
+		return decision{srv: cn.primary, reason: ReasonNotStarted}
 	}
 	labels, hasLabels := tenant.FromContext(ctx)
 	need := cn.requiredPosition(ctx, o, labels, hasLabels)
@@ -288,8 +292,8 @@ func (c *conn) replicaFailed(ctx context.Context, s *server, err error) {
 	if s.healthy.CompareAndSwap(true, false) {
 		c.c.metrics.replicaDown(ctx, s)
 	}
-	if c.c.poller != nil {
-		c.c.poller.failed(s)
+	if p := c.c.poller.Load(); p != nil {
+		p.failed(s)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 
 	"github.com/reqcanary/canary/tenant"
@@ -12,8 +13,8 @@ import (
 // Open opens a *sql.DB that routes between cfg.Primary and cfg.Replicas,
 // whose inner connections are made by the database/sql driver registered as
 // cfg.DriverName. Like sql.Open it connects to nothing yet; it starts the
-// replica poller when there are replicas. Close the DB to stop it and close
-// every connection.
+// replica poller when there are replicas, unless cfg.DeferStart (then
+// [Start] does). Close the DB to stop it and close every connection.
 //
 // With sqlx, name the inner driver so its placeholders are right:
 // sqlx.NewDb(db, "pgx").
@@ -79,8 +80,9 @@ func Open(cfg Config) (*sql.DB, error) {
 }
 
 // OpenDB opens a *sql.DB over the inner connectors cs, configured by cfg
-// (whose DSN fields must be empty). Closing the DB stops the poller and
-// closes the inner connectors that implement io.Closer.
+// (whose DSN fields must be empty). It starts the poller like [Open].
+// Closing the DB stops the poller and closes the inner connectors that
+// implement io.Closer.
 func OpenDB(cs Connectors, cfg Config) (*sql.DB, error) {
 	c, err := NewConnector(cs, cfg)
 	if err != nil {
@@ -93,6 +95,8 @@ func OpenDB(cs Connectors, cfg Config) (*sql.DB, error) {
 // connectors cs, configured by cfg (whose DSN fields must be empty). The
 // returned connector also implements io.Closer: sql.DB.Close calls it; if
 // you do not hand it to sql.OpenDB, call Close yourself to stop its poller.
+// With cfg.DeferStart, start it with [Start] on the *sql.DB that
+// sql.OpenDB makes of it.
 func NewConnector(cs Connectors, cfg Config) (driver.Connector, error) {
 	switch {
 	case cfg.Primary != "":
@@ -103,6 +107,28 @@ func NewConnector(cs Connectors, cfg Config) (driver.Connector, error) {
 		return nil, configError("CohortReplicas", "must be empty with Connectors (set Connectors.CohortReplicas)")
 	}
 	return newConnector(cs, nil, cfg)
+}
+
+// Start starts the background work of a database opened with
+// Config.DeferStart: the replica poller, which then decides which replicas
+// serve reads, and the replica gauges. It returns at once; the first poll
+// runs in the background, and replicas serve reads from then on, as they do
+// right after Open without DeferStart. Close the DB to stop it.
+//
+// Start is idempotent: once it has succeeded, and for a database opened
+// without DeferStart, it does nothing and returns nil. It returns
+// [ErrClosed] after the DB was closed, [ErrNotDBWrap] for a *sql.DB dbwrap
+// did not open, and an error for a nil db. It is safe for concurrent use,
+// with Close too.
+func Start(db *sql.DB) error {
+	if db == nil {
+		return errors.New("dbwrap: Start: db is nil")
+	}
+	d, ok := db.Driver().(*wrapDriver)
+	if !ok {
+		return ErrNotDBWrap
+	}
+	return d.c.start()
 }
 
 // innerDriver returns the driver registered as name.

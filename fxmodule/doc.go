@@ -4,7 +4,7 @@
 // Module provides, from a [Config] the application supplies (or none: the
 // default plan, 0 % canary):
 //
-//   - *canary.Engine, closed on stop;
+//   - *canary.Engine, started on start and closed on stop;
 //   - the HTTP middleware, a func(http.Handler) http.Handler, named
 //     `name:"canary"` and also in the value group `group:"canary.middleware"`
 //     for applications that collect their middleware;
@@ -16,7 +16,7 @@
 //     `name:"canary"`: (*canary.Engine).Transport over http.DefaultTransport,
 //     which writes the request's labels onto outgoing requests;
 //   - *sql.DB and *sqlx.DB opened by dbwrap when Config.DB is set (asking for
-//     them without it is an error), closed on stop;
+//     them without it is an error), started on start and closed on stop;
 //   - [Fallbacks], the fallback transports of Config.Fallback by name, closed
 //     on stop.
 //
@@ -27,4 +27,22 @@
 // Every value is built by the packages' own constructors (canary.New,
 // dbwrap.Open, fallback.NewTransport, (*canary.Engine).Transport…), which stay
 // usable without fx.
+//
+// # Lifecycle
+//
+// The constructors start nothing in the background: the engine is built with
+// canary.WithDeferredStart and the database with dbwrap.Config.DeferStart,
+// and their OnStart hooks start the plan-file watcher, the guard, the
+// fleet's kill-switch subscription and the replica poller. fx runs OnStop
+// hooks only for an application that started, so this is what keeps an
+// application whose fx.New fails (a later constructor or invoke returned an
+// error) from leaking goroutines and connections: what the module built then
+// holds none, except the opener goroutine database/sql runs in every *sql.DB
+// until it is closed.
+//
+// Between construction and start, invokes may use what the module provides:
+// the engine decides with the plan read at construction (and the fleet's
+// switch read then, with canary.WithFleetSwitch), and the database works with
+// every read on the primary and no connection kept idle. A plan file edited
+// meanwhile is applied once started.
 package fxmodule

@@ -54,20 +54,25 @@ var ErrNoDB = errors.New("fxmodule: Config.DB is nil: no database configured")
 // canary, overrides honoured from loopback only), no database and no
 // fallback transports.
 type Config struct {
-	// PlanFile is the rollout plan file, watched for changes
-	// (canary.WithPlanFile). Cannot be combined with Plan.
+	// PlanFile is the rollout plan file (canary.WithPlanFile), read when
+	// the engine is built and watched for changes from the application's
+	// start. Cannot be combined with Plan.
 	PlanFile string
 	// Plan is the rollout plan (canary.WithPlan), when not read from a file.
 	Plan *canary.Plan
 	// EngineOptions are more options for canary.New (user-hash key, trusted
 	// proxies…). They apply after the plan, the logger and the meter
-	// provider, so they may replace them.
+	// provider, so they may replace them. The module always adds
+	// canary.WithDeferredStart and starts the engine on the application's
+	// start.
 	EngineOptions []canary.Option
 
 	// DB, when set, makes the module provide *sql.DB and *sqlx.DB opened by
 	// dbwrap.Open(*DB). Its MeterProvider defaults to the application's, and
 	// its TokenStore, when nil and the application provides a
-	// *redis.Client, is dbwrap.NewRedisTokenStore(client, "").
+	// *redis.Client, is dbwrap.NewRedisTokenStore(client, ""). The module
+	// sets DeferStart and calls dbwrap.Start on the application's start:
+	// before it, every read goes to the primary.
 	DB *dbwrap.Config
 	// SQLXDriverName is the driver name handed to sqlx.NewDb, which picks
 	// the placeholder style. Default: DB.DriverName ("pgx" → $1; use
@@ -90,7 +95,9 @@ type deps struct {
 	Logger    *slog.Logger         `optional:"true"`
 }
 
-// newEngine builds the engine and closes it on stop.
+// newEngine builds the engine, with a deferred start: it starts on the
+// application's start and closes on stop, so that an application that fails
+// to build leaves none of its goroutines behind.
 func newEngine(d deps) (*canary.Engine, error) {
 	var opts []canary.Option
 	switch {
@@ -107,11 +114,19 @@ func newEngine(d deps) (*canary.Engine, error) {
 	if d.Meter != nil {
 		opts = append(opts, canary.WithMeterProvider(d.Meter))
 	}
-	e, err := canary.New(append(opts, d.Config.EngineOptions...)...)
+	opts = append(opts, d.Config.EngineOptions...)
+	e, err := canary.New(append(opts, canary.WithDeferredStart())...)
 	if err != nil {
 		return nil, fmt.Errorf("fxmodule: %w", err)
 	}
-	d.Lifecycle.Append(fx.StopHook(e.Close))
+	d.Lifecycle.Append(fx.StartStopHook(
+		func(ctx context.Context) error {
+			if err := e.Start(ctx); err != nil {
+				return fmt.Errorf("fxmodule: %w", err)
+			}
+			return nil
+		},
+		e.Close))
 	return e, nil
 }
 
@@ -159,7 +174,8 @@ func newTransport(e *canary.Engine) transportOut {
 	return transportOut{Transport: e.Transport(nil)}
 }
 
-// newSQLDB opens the dbwrap database and closes it on stop.
+// newSQLDB opens the dbwrap database with a deferred start: its replica
+// poller starts on the application's start, and the database closes on stop.
 func newSQLDB(d deps) (*sql.DB, error) {
 	if d.Config.DB == nil {
 		return nil, ErrNoDB
@@ -171,11 +187,19 @@ func newSQLDB(d deps) (*sql.DB, error) {
 	if cfg.TokenStore == nil && d.Redis != nil {
 		cfg.TokenStore = dbwrap.NewRedisTokenStore(d.Redis, "")
 	}
+	cfg.DeferStart = true
 	db, err := dbwrap.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fxmodule: Config.DB: %w", err)
 	}
-	d.Lifecycle.Append(fx.StopHook(db.Close))
+	d.Lifecycle.Append(fx.StartStopHook(
+		func() error {
+			if err := dbwrap.Start(db); err != nil {
+				return fmt.Errorf("fxmodule: Config.DB: %w", err)
+			}
+			return nil
+		},
+		db.Close))
 	return db, nil
 }
 

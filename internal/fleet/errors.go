@@ -13,6 +13,6 @@ var (
 	ErrNotStarted = errors.New("fleet: switch not started")
 	// ErrStarted is returned by a second Start.
 	ErrStarted = errors.New("fleet: switch already started")
-	// ErrClosed is returned by Start and Set after Close.
+	// ErrClosed is returned by Start, Load and Set after Close.
 	ErrClosed = errors.New("fleet: switch closed")
 )

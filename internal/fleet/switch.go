@@ -101,6 +101,24 @@ func (s *Switch) Start(ctx context.Context) error {
 	return nil
 }
 
+// Load reads the key once and adopts the state it holds, without
+// subscribing or starting anything in the background: for a caller that must
+// know the fleet's switch before it may Start (State then tells it). The
+// listeners of OnChange hear of the state only once the Switch is started.
+// ctx bounds the read; Load returns an error wrapping Redis's when Redis
+// cannot be reached or the key holds a malformed state, and ErrClosed after
+// Close. It may be called before or after Start.
+func (s *Switch) Load(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	_, err := s.read(ctx)
+	return err
+}
+
 // read reads the key and applies the state it holds; found is false when
 // the key does not exist (nobody has set the switch yet).
 func (s *Switch) read(ctx context.Context) (found bool, err error) {

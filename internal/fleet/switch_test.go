@@ -438,3 +438,67 @@ func TestLifecycleAndArguments(t *testing.T) {
 		t.Error("the state is not readable after Close")
 	}
 }
+
+// Load reads the fleet's state before Start without leaving anything
+// running: no goroutine, no subscription.
+func TestLoadBeforeStart(t *testing.T) {
+	e := newFleetEnv(t)
+	set(t, e.start("writer", Options{}), true, "operator: load test", "writer")
+
+	ignore := goleak.IgnoreCurrent()
+	s, err := New(e.client("loader"), Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heard []State
+	var mu sync.Mutex
+	s.OnChange(func(st State) { mu.Lock(); heard = append(heard, st); mu.Unlock() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.State(); !st.On || st.Reason != "operator: load test" {
+		t.Errorf("state after Load: %+v, want the writer's", st)
+	}
+	if err := goleak.Find(ignore); err != nil {
+		t.Errorf("Load left goroutines: %v", err)
+	}
+	n, err := e.admin.PubSubNumSub(ctx, s.Channel()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n[s.Channel()] != 1 { // the writer's only
+		t.Errorf("%d subscribers after Load, want the writer's 1", n[s.Channel()])
+	}
+
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("Start after Load: %v", err)
+	}
+	eventually(t, time.Second, "the listener hears of the loaded state once started", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard) == 1 && heard[0].On
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Load after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestLoadFailsWithoutRedis(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	s, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Load(ctx); err == nil || !strings.Contains(err.Error(), "read canary:kill-switch") {
+		t.Errorf("Load without Redis: %v, want an error naming the key", err)
+	}
+}
