@@ -273,3 +273,81 @@ func TestDeferredStartFleetErrors(t *testing.T) {
 		t.Errorf("goroutines left: %v", err)
 	}
 }
+
+// A Start that fails (its context is done before the fleet is reached)
+// leaves nothing behind even without Close: no goroutine (plan watcher,
+// guard loop, fleet subscription) and no metric callback. A retry then
+// starts everything once: one subscription, the plan file followed, the
+// guard gauges reported.
+func TestDeferredStartFailedStartLeavesNothing(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := fmt.Sprintf("canary-test:%s:%x:", t.Name(), rand.Uint64())
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() {
+		admin.Del(context.Background(), prefix+"kill-switch")
+		admin.Close()
+	})
+	channel := prefix + "kill-switch:changes"
+	subscribers := func() int64 {
+		n, err := admin.PubSubNumSub(context.Background(), channel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[channel]
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	planFile := filepath.Join(t.TempDir(), "plan.yaml")
+	write := func(version int) {
+		t.Helper()
+		text := fmt.Sprintf("version: %d\ncanary_percent: 0\nguard:\n  enabled: true\n", version)
+		if err := os.WriteFile(planFile, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	ignore := goleak.IgnoreCurrent()
+	e, err := New(WithUserHashKey(testHashKey), WithPlanFile(planFile), WithPlanPollInterval(10*time.Millisecond),
+		WithMeterProvider(mp), WithFleetSwitch(client, FleetConfig{Prefix: prefix}), WithDeferredStart())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Start(done); err == nil {
+		t.Fatal("Start with a done context succeeded")
+	}
+	// Nothing may be left before any Close: fx does not call OnStop for a
+	// hook whose OnStart failed.
+	if err := goleak.Find(ignore); err != nil {
+		t.Errorf("goroutines left by a failed Start: %v", err)
+	}
+	if n := subscribers(); n != 0 {
+		t.Errorf("%d subscribers after a failed Start, want 0", n)
+	}
+	if names := metricNames(t, reader); names[MetricGuardState] {
+		t.Errorf("%s reported after a failed Start", MetricGuardState)
+	}
+
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatalf("Start after a failed one: %v", err)
+	}
+	if n := subscribers(); n != 1 {
+		t.Errorf("%d subscribers after the retry, want 1", n)
+	}
+	if names := metricNames(t, reader); !names[MetricGuardState] {
+		t.Errorf("%s not reported after the retry", MetricGuardState)
+	}
+	write(2)
+	waitUntil(t, "the plan file's edit is applied", func() bool { return e.Plan().Version == 2 })
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := goleak.Find(ignore); err != nil {
+		t.Errorf("goroutines left after Close: %v", err)
+	}
+}
