@@ -16,6 +16,12 @@ var ErrInvalidOption = errors.New("canary: invalid option")
 // ErrClosed is returned by [Engine.Start] after [Engine.Close].
 var ErrClosed = errors.New("canary: engine closed")
 
+// ErrNotStarted is matched by the error of a call that must write the
+// fleet's kill switch ([Engine.TurnKillSwitch], and [Engine.RearmGuard] when
+// the fleet's switch is held by a guard) on an engine made with
+// [WithDeferredStart] and [WithFleetSwitch] before [Engine.Start].
+var ErrNotStarted = errors.New("canary: engine not started")
+
 // PlanError is one problem in a plan. ParsePlan and New return a PlanError,
 // or several joined with errors.Join, each naming the key and the line; find
 // the first with errors.As.

@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -104,6 +105,9 @@ func (f *fleetLink) setCtx(ctx context.Context, on bool, reason string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	if err := f.sw.Set(ctx, on, reason, f.e.g.instance); err != nil {
+		if errors.Is(err, fleet.ErrNotStarted) {
+			return fmt.Errorf("%w: WithDeferredStart: call Engine.Start before writing the fleet's kill switch", ErrNotStarted)
+		}
 		return fmt.Errorf("canary: fleet kill switch: %w", err)
 	}
 	f.e.applyFleet(f.sw.State())

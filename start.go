@@ -16,9 +16,10 @@ import "context"
 // [WithFleetSwitch], read the fleet's kill switch once (New still fails when
 // Redis cannot be reached). What waits for Start: a changed plan file is not
 // read, the guard records outcomes but is not evaluated (it cannot trip),
-// changes to the fleet's switch are not seen, and [Engine.TurnKillSwitch]
-// and [Engine.RearmGuard] return an error with WithFleetSwitch, since the
-// fleet cannot be written yet.
+// changes to the fleet's switch are not seen, and, with WithFleetSwitch,
+// [Engine.TurnKillSwitch] (and [Engine.RearmGuard] when a guard holds the
+// fleet's switch) return an error matching [ErrNotStarted], since the fleet
+// cannot be written yet.
 //
 // Default: New starts the background work before it returns, so Start is
 // not needed.

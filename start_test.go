@@ -220,8 +220,8 @@ func TestDeferredStartFleet(t *testing.T) {
 	if n := subscribers(); n != 1 { // the operator engine's
 		t.Errorf("%d subscribers before Start, want the operator engine's 1", n)
 	}
-	if err := e.TurnKillSwitch(ctx, false, "too early"); err == nil {
-		t.Error("TurnKillSwitch before Start wrote the fleet")
+	if err := e.TurnKillSwitch(ctx, false, "too early"); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("TurnKillSwitch before Start: %v, want ErrNotStarted", err)
 	}
 
 	if err := e.Start(ctx); err != nil {
