@@ -98,8 +98,9 @@ type Config struct {
 	// DeferStart makes Open, OpenDB and NewConnector start nothing in the
 	// background: the replica poller (with its connections) and the replica
 	// gauges start when [Start] is called. Until then the database works,
-	// but every read goes to the primary (reason "not-started", since no
-	// replica has been polled), and a connection is closed when it returns
+	// but every read goes to the primary (reason "not-started", since
+	// nothing watches the replicas' lag and role yet), and a connection is
+	// closed when it returns
 	// to the pool instead of being kept idle. So a database that is built
 	// but never started, because the application failed to build, holds no
 	// connection and no goroutine of dbwrap's; only database/sql's own

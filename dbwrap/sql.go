@@ -116,9 +116,10 @@ func NewConnector(cs Connectors, cfg Config) (driver.Connector, error) {
 // right after Open without DeferStart. Close the DB to stop it.
 //
 // Start is idempotent: once it has succeeded, and for a database opened
-// without DeferStart, it does nothing and returns nil. It returns
-// [ErrClosed] after the DB was closed, [ErrNotDBWrap] for a *sql.DB dbwrap
-// did not open, and an error for a nil db. It is safe for concurrent use,
+// without DeferStart, it does nothing and returns nil, until the DB is
+// closed. It returns an error matching [ErrClosed] after the DB was closed,
+// one matching [ErrNotDBWrap] for a *sql.DB dbwrap did not open, and an
+// error for a nil db; each starts with "dbwrap: Start:". It is safe for concurrent use,
 // with Close too.
 func Start(db *sql.DB) error {
 	if db == nil {
@@ -126,9 +127,12 @@ func Start(db *sql.DB) error {
 	}
 	d, ok := db.Driver().(*wrapDriver)
 	if !ok {
-		return ErrNotDBWrap
+		return fmt.Errorf("dbwrap: Start: %w", ErrNotDBWrap)
 	}
-	return d.c.start()
+	if err := d.c.start(); err != nil {
+		return fmt.Errorf("dbwrap: Start: %w", err)
+	}
+	return nil
 }
 
 // innerDriver returns the driver registered as name.

@@ -38,7 +38,15 @@
 // application whose fx.New fails (a later constructor or invoke returned an
 // error) from leaking goroutines and connections: what the module built then
 // holds none, except the opener goroutine database/sql runs in every *sql.DB
-// until it is closed.
+// until it is closed, and the circuit-state metric callback each fallback
+// transport registers with the meter provider when it is built (no
+// goroutine; it is unregistered by the transport's Close).
+//
+// fx also skips the OnStop hook of every hook whose OnStart did not run: when
+// the start fails in a hook that runs before the database's (the engine's own,
+// say, with a fleet switch whose Redis cannot be reached, or one of the
+// application's), the *sql.DB is not closed either and keeps that same opener
+// goroutine; nothing else of the module's runs then.
 //
 // Between construction and start, invokes may use what the module provides:
 // the engine decides with the plan read at construction (and the fleet's
