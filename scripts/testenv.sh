@@ -77,20 +77,21 @@ now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 elapsed() { local d=$(( $(now_us) - T0 )); printf '%d.%02ds' $((d / 1000000)) $((d % 1000000 / 10000)); }
 
 # Commands run through priv/as_pg may start daemons (postgres, redis); they
-# must not inherit fd 3 (our stdout, often a $(...) pipe) or fd 9 (the lock).
+# must not inherit fd 3 (our stdout, often a $(...) pipe), fd 8 (the replica
+# lock) or fd 9 (the lock).
 # Run a command with root privileges (directly, or via passwordless sudo).
 priv() {
-	if $IS_ROOT; then "$@" 3>&- 9>&-
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo -n -- "$@" 3>&- 9>&-
+	if $IS_ROOT; then "$@" 3>&- 8>&- 9>&-
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo -n -- "$@" 3>&- 8>&- 9>&-
 	else die "need root (or passwordless sudo) to run: $*"
 	fi
 }
 
 # Run a command as the postgres OS user.
 as_pg() {
-	if $IS_ROOT; then runuser -u postgres -- "$@" 3>&- 9>&-
-	elif [[ "$ME" == postgres ]]; then "$@" 3>&- 9>&-
-	elif command -v sudo >/dev/null && sudo -n -u postgres true 2>/dev/null; then sudo -n -u postgres -- "$@" 3>&- 9>&-
+	if $IS_ROOT; then runuser -u postgres -- "$@" 3>&- 8>&- 9>&-
+	elif [[ "$ME" == postgres ]]; then "$@" 3>&- 8>&- 9>&-
+	elif command -v sudo >/dev/null && sudo -n -u postgres true 2>/dev/null; then sudo -n -u postgres -- "$@" 3>&- 8>&- 9>&-
 	else die "need to run as root, as postgres, or with passwordless sudo to manage the clusters"
 	fi
 }
@@ -110,11 +111,11 @@ apt_install() {
 	command -v apt-get >/dev/null || return 1
 	if ! $APT_UPDATED; then
 		log "apt-get update"
-		DEBIAN_FRONTEND=noninteractive apt-get update -q 3>&- 9>&- || return 1
+		DEBIAN_FRONTEND=noninteractive apt-get update -q 3>&- 8>&- 9>&- || return 1
 		APT_UPDATED=true
 	fi
 	log "apt-get install $*"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" 3>&- 9>&-
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" 3>&- 8>&- 9>&-
 }
 
 # ---------------------------------------------------------------- serialise
@@ -158,11 +159,11 @@ ensure_redis() {
 	if $IS_ROOT; then
 		mkdir -p /var/lib/redis /var/log/redis
 		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
-			--dir /var/lib/redis --logfile /var/log/redis/ci.log 3>&- 9>&- \
+			--dir /var/lib/redis --logfile /var/log/redis/ci.log 3>&- 8>&- 9>&- \
 			|| die "redis-server failed to start (see /var/log/redis/ci.log)"
 	else
 		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
-			--dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/canary-redis.log" 3>&- 9>&- \
+			--dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/canary-redis.log" 3>&- 8>&- 9>&- \
 			|| die "redis-server failed to start (see ${TMPDIR:-/tmp}/canary-redis.log)"
 	fi
 	wait_for 10 redis_ping || die "Redis at $REDIS_HOST:$REDIS_PORT still does not answer PING (${REDIS_LAST:-no answer})"
@@ -498,11 +499,22 @@ ensure_replica() {
 # ---------------------------------------------------------------- main
 ensure_redis
 ensure_primary
+
+# Tests running elsewhere (another shell's `make test`) hold the replica lock
+# of internal/testenv (ReplicaLockFile): shared while they read from the
+# replica, exclusively while they pause its replay or stop it. Checking and
+# repairing the replica (resuming a paused replay, recreating it) under the
+# exclusive lock never undoes such a test's pause or stops a replica under it.
+REPLICA_LOCK="${TMPDIR:-/tmp}/canary-pg-replica.lock"
+if command -v flock >/dev/null && { exec 8>>"$REPLICA_LOCK"; } 2>/dev/null; then
+	flock -w $((TIMEOUT * 5)) 8 || die "tests elsewhere hold the replica lock $REPLICA_LOCK for too long"
+fi
 ensure_replica
 
 # Make sure everything done on the primary so far (e.g. CREATE DATABASE) is visible on the replica.
 LSN=$(q "$PRIMARY_PORT" "select pg_current_wal_lsn()") || die "cannot query primary"
 wait_for "$TIMEOUT" replica_caught_up "$LSN" || die "replica did not replay the primary's WAL up to $LSN within ${TIMEOUT}s"
+exec 8>&- # release the replica lock
 
 log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT"
 
