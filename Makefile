@@ -4,13 +4,20 @@ GO ?= go
 
 .PHONY: test vet unit bench fuzz demo testenv
 
+# ALLOC_PKGS hold the tests that pin allocation counts (names with "Alloc");
+# the race detector changes what allocates, so they skip under -race and
+# run once more without it.
+ALLOC_PKGS := . ./tenant ./interceptors ./dbwrap ./internal/guard
+
 # test: start (or reuse) the PostgreSQL primary + streaming replica and check
-# Redis, then vet and race-test the module and the benchmarks module.
+# Redis, then vet and race-test the module, run the allocation tests without
+# the race detector, and vet and run the benchmarks module once.
 test:
 	@set -euo pipefail; \
 	eval "$$(bash scripts/testenv.sh)"; \
 	$(GO) vet ./...; \
 	$(GO) test -race -count=1 -timeout 15m ./...; \
+	$(GO) test -count=1 -run Alloc $(ALLOC_PKGS); \
 	cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...
 
 # testenv prints the environment the tests use; `eval "$(make -s testenv)"`.

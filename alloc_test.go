@@ -7,26 +7,40 @@ import (
 )
 
 // TestMiddlewareAllocations pins the allocations the engine's middleware adds
-// to a request with tenant and user headers: the user hash string, the
-// labels context (tenant.NewContext) and the derived request (WithContext).
+// to a request with tenant and user headers: the user hash, the labels
+// context (tenant.NewContext) and the derived request (WithContext). With a
+// guard configured, the status-recording writer is pooled: still 3.
 func TestMiddlewareAllocations(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
+		t.Skip("allocation counts are meaningless under the race detector (make test runs this without it)")
 	}
-	e := newTestEngine(t, planAt("12.5"))
-	h := e.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	req.RemoteAddr = "192.0.2.1:4000"
-	req.Header.Set("X-Tenant-ID", "globex")
-	req.Header.Set("X-User-ID", "user-12345")
-	w := &nopWriter{h: http.Header{}}
-	h.ServeHTTP(w, req) // warm the hasher's pool
-	n := testing.AllocsPerRun(200, func() {
-		clear(w.h)
-		h.ServeHTTP(w, req)
-	})
-	if n > 3 {
-		t.Fatalf("the middleware allocates %v times per request, want at most 3", n)
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"no guard", nil},
+		{"guard", []Option{WithGuard(GuardConfig{Enabled: true})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEngine(t, planAt("12.5"), tc.opts...)
+			h := e.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.RemoteAddr = "192.0.2.1:4000"
+			req.Header.Set("X-Tenant-ID", "globex")
+			req.Header.Set("X-User-ID", "user-12345")
+			w := &nopWriter{h: http.Header{}}
+			h.ServeHTTP(w, req) // warm the writer pool
+			n := testing.AllocsPerRun(200, func() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			})
+			if n > 3 {
+				t.Fatalf("the middleware allocates %v times per request, want at most 3", n)
+			}
+			if got := e.Status().Guard.Enabled; got != (tc.opts != nil) {
+				t.Fatalf("guard enabled = %v", got)
+			}
+		})
 	}
 }
 

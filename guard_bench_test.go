@@ -8,8 +8,9 @@ import (
 	"github.com/reqcanary/canary/tenant"
 )
 
-// BenchmarkRecordOutcome is the cost every labelled request pays to feed the
-// guard and the outcome counter (no-op meter provider).
+// BenchmarkRecordOutcome is the cost every labelled request pays, while a
+// guard is configured, to feed it and the outcome counter (no-op meter
+// provider).
 func BenchmarkRecordOutcome(b *testing.B) {
 	e := newTestEngine(b, guardPlan, WithGuard(GuardConfig{Enabled: true}))
 	ctx := context.Background()

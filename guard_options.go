@@ -31,8 +31,10 @@ type guardOptions struct {
 // force; a plan without one leaves cfg in force. So a service can ship a
 // guard in code and operators can retune or disable it in the plan file.
 //
-// Default: no WithGuard, no plan guard section: the guard is off; outcomes
-// are still counted in the OpenTelemetry metrics.
+// Default: no WithGuard, no plan guard section: the guard is off, and the
+// engine's middleware and server interceptors do not measure requests (no
+// clock read, canary.outcomes not counted); [Engine.RecordOutcome] still
+// counts what it is given.
 func WithGuard(cfg GuardConfig) Option {
 	return optionFunc(func(c *config) {
 		if !cfg.Enabled {

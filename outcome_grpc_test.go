@@ -92,11 +92,14 @@ func TestOutcomesOnlyWhileAGuardIsConfigured(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
-	unary := e.UnaryServerInterceptor
 	callGRPC := func() {
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-tenant-id", "acme"))
-		if _, err := unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/shop.Cart/Add"},
+		if _, err := e.UnaryServerInterceptor(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/shop.Cart/Add"},
 			func(context.Context, any) (any, error) { return "ok", nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.StreamServerInterceptor(nil, ctxStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: "/shop.Cart/Watch"},
+			func(any, grpc.ServerStream) error { return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,10 +124,18 @@ func TestOutcomesOnlyWhileAGuardIsConfigured(t *testing.T) {
 		t.Error("guard on: handler got the original writer, want the status-recording one")
 	}
 	callGRPC()
-	if n := outcomes(); n != 2 {
-		t.Fatalf("guard on: %s = %d, want 2 (one HTTP request, one gRPC call)", MetricOutcomes, n)
+	if n := outcomes(); n != 3 {
+		t.Fatalf("guard on: %s = %d, want 3 (one HTTP request, one unary call, one stream)", MetricOutcomes, n)
 	}
-	if g := e.Status().Guard; g.Canary.Requests != 2 {
-		t.Fatalf("guard on: canary requests in the window = %d, want 2", g.Canary.Requests)
+	if g := e.Status().Guard; g.Canary.Requests != 3 {
+		t.Fatalf("guard on: canary requests in the window = %d, want 3", g.Canary.Requests)
 	}
 }
+
+// ctxStream is a server stream with only a context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s ctxStream) Context() context.Context { return s.ctx }

@@ -175,29 +175,38 @@ type fakeStream struct {
 
 func (s fakeStream) Context() context.Context { return s.ctx }
 
-// TestWithOutcomeSwitch: while the switch is off, neither unary calls nor
-// streams are reported; once on, they are again.
+// TestWithOutcomeSwitch: a call or stream whose handler starts while the
+// switch is off is never reported; once on, both are again.
 func TestWithOutcomeSwitch(t *testing.T) {
 	var got outcomes
 	var on atomic.Bool
 	conn, _ := start(t, setup{interceptorOpts: []interceptors.Option{
 		interceptors.WithOutcome(got.record), interceptors.WithOutcomeSwitch(on.Load), interceptors.WithOutcomeSwitch(nil)}})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant-id", "acme", "x-user-id", "alice")
-	if err := check(ctx, conn); err != nil {
-		t.Fatal(err)
+	calls := func() {
+		t.Helper()
+		if err := check(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+		if err := watch(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := watch(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // a stream handler returns after the client has gone
-	if n := len(got.all()); n != 0 {
-		t.Fatalf("switch off: %d outcomes reported, want 0", n)
-	}
+	calls() // switch off
 	on.Store(true)
-	if err := check(ctx, conn); err != nil {
-		t.Fatal(err)
+	calls()
+	// The switch is read before a handler runs, so the first two can never
+	// report, however late their handlers return; wait for the second two.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got.all()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
-	if list := got.all(); len(list) != 1 || list[0].code != codes.OK || list[0].labels.Tenant != "acme" {
-		t.Fatalf("switch on: outcomes %+v, want one OK for acme", list)
+	time.Sleep(50 * time.Millisecond) // room for a wrong extra report to arrive
+	list := got.all()
+	if len(list) != 2 {
+		t.Fatalf("%d outcomes reported, want 2 (the unary call and the stream made with the switch on): %+v", len(list), list)
+	}
+	if list[0].code != codes.OK || list[1].code != codes.Canceled || list[0].labels.Tenant != "acme" || list[1].labels.Tenant != "acme" {
+		t.Fatalf("outcomes %+v, want OK then Canceled, for acme", list)
 	}
 }
