@@ -100,6 +100,7 @@ func openMemWrapped(b *testing.B) *sql.DB {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
+	waitPolled(b, db) // the replica serves reads once polled
 	return db
 }
 
@@ -186,6 +187,7 @@ func BenchmarkDBWrapPG(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
+		waitPolled(b, db) // the replica serves reads once polled
 		benchQueryRow(b, db, ctx, "SELECT 1")
 	})
 }
@@ -266,6 +268,7 @@ func BenchmarkDBWrapPGPaired(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer wrapped.Close()
+		waitPolled(b, wrapped) // the replica serves reads once polled
 		paired(b, bare, wrapped)
 	})
 }
@@ -306,6 +309,7 @@ func BenchmarkDBWrapPGWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { db.Close() })
+		waitPolled(b, db) // the replica serves reads once polled
 		return db
 	}
 	b.Run("pgx", func(b *testing.B) {
@@ -317,4 +321,15 @@ func BenchmarkDBWrapPGWrite(b *testing.B) {
 	b.Run("dbwrap-request", func(b *testing.B) {
 		run(b, wrapped(b), tenant.NewContext(ctx, tenant.Labels{Tenant: "acme"}))
 	})
+}
+
+// waitPolled waits until the replica poller has judged the replicas: before
+// that, reads go to the primary.
+func waitPolled(b *testing.B, db *sql.DB) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dbwrap.WaitPolled(ctx, db); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -20,6 +20,7 @@ func BenchmarkRouteQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cn.Close()
+	<-cn.polled // the replica serves reads once polled
 	c := newConn(cn)
 	ctx := context.Background()
 	const q = "SELECT id, name, price FROM products WHERE category_id = $1 AND price < $2 ORDER BY price LIMIT 20"

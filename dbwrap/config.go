@@ -53,7 +53,8 @@ type Config struct {
 	Dialect Dialect
 
 	// MaxReplicaLag takes a replica out of service while its replay lag
-	// exceeds it. Zero means DefaultMaxReplicaLag (30 s); negative disables
+	// exceeds it, and keeps a replica out from the start while the poller
+	// cannot yet tell that its lag is within it (see [WaitPolled]). Zero means DefaultMaxReplicaLag (30 s); negative disables
 	// the lag check.
 	MaxReplicaLag time.Duration
 
@@ -65,6 +66,11 @@ type Config struct {
 	// RecoverAfter is how long a replica that was taken out must stay
 	// healthy (reachable and within MaxReplicaLag) in consecutive polls
 	// before it serves reads again. Zero means DefaultRecoverAfter (5 s).
+	//
+	// It does not delay a replica's first admission: a replica starts out of
+	// service, and the first poll that finds it fit puts it in service at
+	// once. One that the first poll finds unfit needs RecoverAfter of good
+	// polls, like one taken out later.
 	RecoverAfter time.Duration
 
 	// ConsistencyWait bounds how long a read that carries a consistency

@@ -35,10 +35,12 @@ type connector struct {
 
 	rr atomic.Uint32 // assigns each conn its preferred replica
 
-	started  atomic.Bool // start ran: replicas serve reads, conns stay pooled
-	life     sync.Mutex  // serialises start and Close
-	closed   bool        // under life
-	closeErr error       // under life
+	started  atomic.Bool   // start ran: the poller judges replicas, conns stay pooled
+	polled   chan struct{} // closed once every replica has had its first verdict
+	done     chan struct{} // closed by Close
+	life     sync.Mutex    // serialises start and Close
+	closed   bool          // under life
+	closeErr error         // under life
 }
 
 // Connectors are the inner connectors of OpenDB and NewConnector: one per
@@ -68,7 +70,10 @@ func newConnector(cs Connectors, cohortSame map[tenant.Cohort][]int, cfg Config)
 	if err != nil {
 		return nil, err
 	}
-	c := &connector{set: set, cohorts: make(map[tenant.Cohort][]*server, len(cs.CohortReplicas))}
+	c := &connector{
+		set: set, cohorts: make(map[tenant.Cohort][]*server, len(cs.CohortReplicas)),
+		polled: make(chan struct{}), done: make(chan struct{}),
+	}
 	if set.dialect != nil {
 		c.system = set.dialect.System()
 	}
@@ -102,6 +107,9 @@ func newConnector(cs Connectors, cohortSame map[tenant.Cohort][]int, cfg Config)
 		if len(set) > 0 {
 			c.cohorts[cohort] = set
 		}
+	}
+	if len(c.replicas) == 0 {
+		close(c.polled) // nothing to judge
 	}
 	c.metrics = newMetrics(c)
 	if !set.deferStart {
@@ -151,6 +159,7 @@ func (c *connector) Close() error {
 		return c.closeErr
 	}
 	c.closed = true
+	close(c.done)
 	var errs []error
 	if p := c.poller.Load(); p != nil {
 		p.stop()
@@ -173,6 +182,26 @@ func (c *connector) readSet(l tenant.Labels, hasLabels bool) []*server {
 		}
 	}
 	return c.defaults
+}
+
+// awaitingPoll reports whether a replica that a read of the given labels
+// could use has had no verdict from the poller yet.
+func (c *connector) awaitingPoll(l tenant.Labels, hasLabels bool) bool {
+	if hasLabels && len(c.cohorts) > 0 {
+		if set, ok := c.cohorts[l.Cohort]; ok && anyUnpolled(set) {
+			return true
+		}
+	}
+	return anyUnpolled(c.defaults)
+}
+
+func anyUnpolled(set []*server) bool {
+	for _, s := range set {
+		if !s.polled.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 func anyHealthy(set []*server) bool {

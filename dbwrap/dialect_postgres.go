@@ -15,6 +15,8 @@ import (
 //   - Write position: pg_current_wal_insert_lsn(), read on the primary
 //     connection right after the write (one extra round trip per write made
 //     through a context that can carry a token).
+//   - Lag samples: pg_current_wal_flush_lsn(), read by the background
+//     poller on the primary.
 //   - Replica status: pg_is_in_recovery(), pg_last_wal_replay_lsn(),
 //     pg_last_wal_receive_lsn() and pg_last_xact_replay_timestamp(), read
 //     by the background poller only.
@@ -31,7 +33,23 @@ func (postgres) System() string { return "postgresql" }
 const pgWritePositionQuery = "SELECT pg_current_wal_insert_lsn()::text"
 
 func (postgres) WritePosition(ctx context.Context, q Querier) (uint64, error) {
-	row, err := q.QueryRow(ctx, pgWritePositionQuery)
+	return pgPosition(ctx, q, pgWritePositionQuery)
+}
+
+// pgLagSampleQuery is the poller's lag sample: the WAL the primary has
+// flushed, which is all a walsender can stream. The insert position may stay
+// ahead of it for seconds on an idle primary (WAL written by a read-only
+// transaction, such as hint-bit full-page images, is not flushed at its
+// end, and the WAL writer hibernates), and no replica can replay it until
+// then.
+const pgLagSampleQuery = "SELECT pg_current_wal_flush_lsn()::text"
+
+func (postgres) lagSample(ctx context.Context, q Querier) (uint64, error) {
+	return pgPosition(ctx, q, pgLagSampleQuery)
+}
+
+func pgPosition(ctx context.Context, q Querier, query string) (uint64, error) {
+	row, err := q.QueryRow(ctx, query)
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package dbwrap_test
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -59,14 +60,13 @@ func ExampleOpen_sqlx() {
 // An application with a start phase (go.uber.org/fx, or a main that builds
 // everything before serving) opens the database with DeferStart: it works at
 // once, on the primary, and the replica poller starts with Start, so an
-// application that fails to build leaves no poller behind.
+// application that fails to build leaves no poller behind. (The example's
+// servers are in-memory stand-ins; see exampleServer.)
 func ExampleStart() {
-	db, err := dbwrap.Open(dbwrap.Config{
-		DriverName: "pgx",
-		Primary:    "postgres://app@db-primary:5432/shop",
-		Replicas:   []string{"postgres://app@db-replica-1:5432/shop"},
-		DeferStart: true,
-	})
+	db, err := dbwrap.OpenDB(dbwrap.Connectors{
+		Primary:  exampleServer{},
+		Replicas: []driver.Connector{exampleServer{}},
+	}, dbwrap.Config{Dialect: dbwrap.NoDialect, DeferStart: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,12 +79,64 @@ func ExampleStart() {
 	if err := dbwrap.Start(db); err != nil {
 		log.Fatal(err)
 	}
+	// Until the first poll has found the replica fit, reads go to the
+	// primary (reason not-polled).
+	if err := dbwrap.WaitPolled(ctx, db); err != nil {
+		log.Fatal(err)
+	}
 	r, _ = dbwrap.Explain(ctx, db, "select name from products")
-	fmt.Println("after Start:", r.Target, r.Reason)
+	fmt.Println("after the first poll:", r.Target, r.Reason)
 	// Output:
 	// before Start: primary not-started
-	// after Start: replica read
+	// after the first poll: replica read
 }
+
+// Wait, before serving, until the replicas have been polled once, so that
+// the first requests already read from the replicas that are fit. A replica
+// that is out (unreachable, promoted, or lagging more than MaxReplicaLag) does
+// not hold WaitPolled up beyond its first verdict; the timeout bounds the
+// wait all the same. (The example's servers are in-memory stand-ins; see
+// exampleServer.)
+func ExampleWaitPolled() {
+	db, err := dbwrap.OpenDB(dbwrap.Connectors{
+		Primary:  exampleServer{},
+		Replicas: []driver.Connector{exampleServer{}},
+	}, dbwrap.Config{Dialect: dbwrap.NoDialect})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dbwrap.WaitPolled(ctx, db); err != nil {
+		// Not fatal: reads go to the primary until the replicas are judged.
+		log.Print(err)
+	}
+	r, _ := dbwrap.Explain(ctx, db, "select name from products")
+	fmt.Println(r)
+	// Output: replica replica-0 (read)
+}
+
+// exampleServer is an in-memory stand-in for a database server, so that the
+// examples run without one: it accepts connections (the poller's check,
+// without a dialect, is that a connection opens) and runs no statement.
+type exampleServer struct{}
+
+func (exampleServer) Connect(context.Context) (driver.Conn, error) { return exampleConn{}, nil }
+func (exampleServer) Driver() driver.Driver                        { return exampleDriver{} }
+
+type exampleDriver struct{}
+
+func (exampleDriver) Open(string) (driver.Conn, error) { return exampleConn{}, nil }
+
+type exampleConn struct{}
+
+func (exampleConn) Prepare(string) (driver.Stmt, error) { return nil, errExample }
+func (exampleConn) Close() error                        { return nil }
+func (exampleConn) Begin() (driver.Tx, error)           { return nil, errExample }
+
+var errExample = errors.New("example: an in-memory stand-in runs no statement")
 
 // Explain tells where a statement would go and why, without running it.
 func ExampleExplain() {

@@ -11,6 +11,9 @@ import (
 // inner connections (one per server, not taken from the pool), and updates
 // each replica's replay position, lag and health:
 //
+//   - a replica starts out of service; its first verdict decides: the first
+//     poll that finds it fit puts it in service at once, the first that finds
+//     it unfit (or fails) keeps it out. Until then it is "not polled".
 //   - a replica that fails the poll, is not in recovery, or lags more than
 //     MaxReplicaLag is taken out at once;
 //   - it serves reads again only after RecoverAfter of consecutive good polls
@@ -27,6 +30,26 @@ type poller struct {
 	next    int
 	n       int
 	wake    chan struct{}
+	judged  bool // every replica has had its first verdict; c.polled is closed
+}
+
+// verdict is what one poll says of a replica.
+type verdict uint8
+
+const (
+	verdictFit verdict = iota
+	verdictUnfit
+	// verdictUndecided: the replica is behind every write position sampled
+	// since the poller started, less than MaxReplicaLag ago, so its lag is
+	// not known yet. Only a replica with no verdict yet is left undecided.
+	verdictUndecided
+)
+
+// lagSampler is implemented by a dialect whose lag samples are better read
+// with another query than WritePosition (Postgres: the flushed position, which
+// a replica can reach, rather than the insert position).
+type lagSampler interface {
+	lagSample(ctx context.Context, q Querier) (uint64, error)
 }
 
 // sample is the primary's write position at one time.
@@ -96,7 +119,12 @@ func (p *poller) pollOnce() {
 	d := p.c.set.dialect
 	if d != nil {
 		if ci, err := p.conn(ctx, p.c.primary); err == nil {
-			pos, err := d.WritePosition(ctx, rowQuerier{ci})
+			var pos uint64
+			if ls, ok := d.(lagSampler); ok {
+				pos, err = ls.lagSample(ctx, rowQuerier{ci})
+			} else {
+				pos, err = d.WritePosition(ctx, rowQuerier{ci})
+			}
 			if err == nil {
 				p.addSample(sample{at: time.Now(), pos: pos})
 			} else if d.IsConnError(err) {
@@ -110,23 +138,56 @@ func (p *poller) pollOnce() {
 		}
 		p.pollReplica(ctx, s)
 	}
+	if !p.judged && p.allJudged() {
+		p.judged = true
+		close(p.c.polled)
+	}
 	p.c.metrics.polled()
 }
 
+// allJudged reports whether every replica has had its first verdict.
+func (p *poller) allJudged() bool {
+	for _, s := range p.c.replicas {
+		if !s.polled.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *poller) pollReplica(ctx context.Context, s *server) {
-	good := p.checkReplica(ctx, s)
+	v := p.checkReplica(ctx, s)
+	if p.ctx.Err() != nil {
+		return // stopping: the poll was cut short, it says nothing
+	}
 	now := time.Now()
-	if !good {
+	first := !s.polled.Load()
+	switch v {
+	case verdictUndecided:
+		return
+	case verdictUnfit:
 		s.streak.Store(0)
-		if s.healthy.CompareAndSwap(true, false) {
+		// A replica found unfit by its first poll was never in service; it
+		// counts as a "down" event all the same, so that alerts on those
+		// events see a replica that is unfit from the start.
+		if s.healthy.CompareAndSwap(true, false) || first {
 			p.c.metrics.replicaDown(ctx, s)
 		}
+		s.polled.Store(true)
 		return
 	}
 	since := s.streak.Load()
 	if since == 0 {
 		since = now.UnixNano()
 		s.streak.Store(since)
+	}
+	if first {
+		// The first verdict admits it at once: RecoverAfter is for a replica
+		// that was found unfit and came back. Healthy is set before polled,
+		// so whoever sees it polled sees the verdict.
+		s.healthy.Store(true)
+		s.polled.Store(true)
+		return
 	}
 	if !s.healthy.Load() && now.UnixNano()-since >= int64(p.c.set.recoverAfter) {
 		if s.healthy.CompareAndSwap(false, true) {
@@ -135,47 +196,61 @@ func (p *poller) pollReplica(ctx context.Context, s *server) {
 	}
 }
 
-// checkReplica polls s once and reports whether it may serve reads.
-func (p *poller) checkReplica(ctx context.Context, s *server) bool {
+// checkReplica polls s once and says whether it may serve reads.
+func (p *poller) checkReplica(ctx context.Context, s *server) verdict {
 	ci, err := p.conn(ctx, s)
 	if err != nil {
-		return false
+		return verdictUnfit
 	}
 	d := p.c.set.dialect
 	if d == nil {
 		if pg, ok := ci.(driver.Pinger); ok {
 			if err := pg.Ping(ctx); err != nil {
 				p.drop(s)
-				return false
+				return verdictUnfit
 			}
 		}
-		return true
+		return verdictFit
 	}
 	st, err := d.ReplicaStatus(ctx, rowQuerier{ci})
 	if err != nil {
 		if d.IsConnError(err) || ctx.Err() != nil {
 			p.drop(s)
 		}
-		return false
+		return verdictUnfit
 	}
 	if !st.InRecovery {
 		// Promoted, or not a replica at all: its data may have diverged.
 		s.lag.Store(-1)
-		return false
+		return verdictUnfit
 	}
 	if st.Replay > s.replay.Load() || st.Replay < s.replay.Load()/2 {
 		s.replay.Store(st.Replay)
 	}
-	lag := p.lagOf(st)
+	lag, known := p.lagOf(st)
+	if !known && !s.polled.Load() {
+		// Its lag is at least the age of the oldest sample, which is still
+		// under MaxReplicaLag: too early to admit it, and to reject it.
+		return verdictUndecided
+	}
 	s.lag.Store(int64(lag))
-	return p.c.set.maxLag < 0 || lag <= p.c.set.maxLag
+	if p.c.set.maxLag < 0 || lag <= p.c.set.maxLag {
+		return verdictFit
+	}
+	return verdictUnfit
 }
 
 // lagOf estimates how far behind a replica is in time: the age of the oldest
 // primary position it has not replayed yet. Without samples (the primary is
 // unreachable), it is zero when the replica has replayed all it received,
 // else the age of its last replayed transaction.
-func (p *poller) lagOf(st ReplicaStatus) time.Duration {
+//
+// known is false when the replica has not replayed even the oldest sample
+// and that sample is not older than MaxReplicaLag (the poller started
+// recently): the lag is then at least the returned value, but may be far
+// more. Right after the poller starts, a replica that stopped replaying long
+// ago looks like one a few milliseconds behind.
+func (p *poller) lagOf(st ReplicaStatus) (lag time.Duration, known bool) {
 	now := time.Now()
 	if p.n > 0 {
 		// Samples are in time order starting at the oldest.
@@ -183,22 +258,24 @@ func (p *poller) lagOf(st ReplicaStatus) time.Duration {
 		for i := 0; i < p.n; i++ {
 			smp := p.samples[(oldest+i)%len(p.samples)]
 			if smp.pos > st.Replay {
-				return max(0, now.Sub(smp.at))
+				lag = max(0, now.Sub(smp.at))
+				known = i > 0 || p.c.set.maxLag < 0 || lag > p.c.set.maxLag
+				return lag, known
 			}
 		}
-		return 0
+		return 0, true
 	}
 	if st.Receive != 0 && st.Replay >= st.Receive {
-		return 0
+		return 0, true
 	}
 	if st.LastReplay.IsZero() {
-		return 0
+		return 0, true
 	}
 	ref := st.Now
 	if ref.IsZero() {
 		ref = now
 	}
-	return max(0, ref.Sub(st.LastReplay))
+	return max(0, ref.Sub(st.LastReplay)), true
 }
 
 func (p *poller) addSample(smp sample) {

@@ -25,8 +25,8 @@ const (
 	MetricRoutes        = "canary.db.routes"         // counter: statements routed, by target, server and reason
 	MetricFailovers     = "canary.db.failovers"      // counter: reads retried elsewhere, by from, server and reason
 	MetricReplicaLag    = "canary.db.replica.lag"    // gauge (s): last measured replay lag, by server
-	MetricReplicaUp     = "canary.db.replica.up"     // gauge: 1 while the replica serves reads, by server
-	MetricReplicaEvents = "canary.db.replica.events" // counter: replicas taken out ("down") or back ("up")
+	MetricReplicaUp     = "canary.db.replica.up"     // gauge: 1 while the replica serves reads, 0 while it is out, by server; not reported before its first poll verdict
+	MetricReplicaEvents = "canary.db.replica.events" // counter: replicas taken out ("down", also when the first poll finds one unfit) or back ("up"; not the first admission)
 	MetricTokenErrors   = "canary.db.token_store.errors"
 )
 
@@ -60,10 +60,10 @@ func newMetrics(c *connector) *metrics {
 	// instruments returned alongside keep working.
 	m.routes, _ = meter.Int64Counter(MetricRoutes, metric.WithDescription("Statements routed by dbwrap, by target, server and reason."))
 	m.failovers, _ = meter.Int64Counter(MetricFailovers, metric.WithDescription("Reads retried on another server after a replica failed them."))
-	m.events, _ = meter.Int64Counter(MetricReplicaEvents, metric.WithDescription("Replicas taken out of service (down) or put back (up)."))
+	m.events, _ = meter.Int64Counter(MetricReplicaEvents, metric.WithDescription("Replicas taken out of service, or found unfit by their first poll (down), or put back after RecoverAfter (up)."))
 	m.tokenErrors, _ = meter.Int64Counter(MetricTokenErrors, metric.WithDescription("Token store calls that failed; the reads went to the primary."))
 	m.lag, _ = meter.Float64ObservableGauge(MetricReplicaLag, metric.WithUnit("s"), metric.WithDescription("Last measured replay lag of each replica."))
-	m.up, _ = meter.Int64ObservableGauge(MetricReplicaUp, metric.WithDescription("1 while the replica serves reads, else 0."))
+	m.up, _ = meter.Int64ObservableGauge(MetricReplicaUp, metric.WithDescription("1 while the replica serves reads, else 0; not reported before the replica's first poll verdict."))
 	m.meter = meter
 	return m
 }
@@ -82,6 +82,9 @@ func (m *metrics) register() {
 			set := metric.WithAttributes(AttrServer.String(s.name))
 			if l := s.lag.Load(); l >= 0 {
 				o.ObserveFloat64(lag, float64(l)/1e9, set)
+			}
+			if !s.polled.Load() {
+				continue // no verdict yet: neither up nor down
 			}
 			v := int64(0)
 			if s.healthy.Load() {

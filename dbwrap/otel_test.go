@@ -29,6 +29,7 @@ func TestTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	waitPolled(t, db)
 
 	ctx, span := tp.Tracer("test").Start(context.Background(), "handler")
 	var s string

@@ -70,6 +70,7 @@ func TestPGReadsCostNoExtraRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	waitPolled(t, db)
 
 	counted := context.WithValue(context.Background(), countedKey{}, true)
 	req := tenant.NewContext(counted, tenant.Labels{Tenant: "acme", UserHash: "0123456789abcdef0123456789abcdef"})

@@ -31,6 +31,7 @@ const (
 	ReasonSticky           = "sticky"                // wrote, position unknown (no dialect)
 	ReasonNoReplicas       = "no-replicas"           // none configured
 	ReasonNoHealthyReplica = "no-healthy-replica"    // every replica of the read set is out
+	ReasonNotPolled        = "not-polled"            // no replica serves the read and one has no poll verdict yet (just after Open or Start)
 	ReasonNotStarted       = "not-started"           // Config.DeferStart and Start not called yet: no replica polled
 	ReasonFailoverConn     = "failover:conn-error"   // retried after a replica connection error
 	ReasonFailoverReadOnly = "failover:read-only"    // retried on the primary after SQLSTATE 25006
@@ -127,6 +128,9 @@ func (c *conn) routeRead(ctx context.Context, reason string) decision {
 			return decision{srv: s, reason: ReasonCaughtUp, need: need}
 		}
 		return decision{srv: cn.primary, reason: ReasonTokenAhead, need: need}
+	}
+	if cn.awaitingPoll(labels, hasLabels) {
+		return decision{srv: cn.primary, reason: ReasonNotPolled}
 	}
 	return decision{srv: cn.primary, reason: ReasonNoHealthyReplica}
 }

@@ -422,6 +422,7 @@ func TestPGCloseLeavesNoConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitPolled(t, db)
 	ctx := tenant.NewContext(context.Background(), tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("ef", 16)})
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {

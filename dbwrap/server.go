@@ -33,8 +33,10 @@ type server struct {
 	target    Target
 	connector driver.Connector
 
-	// Replicas.
+	// Replicas. A replica starts out of service and unpolled: it serves
+	// reads only once a poll has found it fit.
 	healthy atomic.Bool   // serves reads
+	polled  atomic.Bool   // the poller has reached a first verdict (fit or not)
 	replay  atomic.Uint64 // last polled replay position (0 unknown)
 	lag     atomic.Int64  // last measured lag, ns (-1 unknown)
 	streak  atomic.Int64  // start of the current healthy streak, unix ns (0: none)
@@ -46,7 +48,6 @@ type server struct {
 
 func newServer(idx int, name string, t Target, c driver.Connector) *server {
 	s := &server{idx: idx, name: name, target: t, connector: c}
-	s.healthy.Store(true)
 	s.lag.Store(-1)
 	return s
 }

@@ -16,6 +16,10 @@ import (
 // replica poller when there are replicas, unless cfg.DeferStart (then
 // [Start] does). Close the DB to stop it and close every connection.
 //
+// A replica serves reads only once the poller has found it fit; until its
+// first poll verdict, the reads go to the primary ([ReasonNotPolled]).
+// [WaitPolled] waits for those verdicts.
+//
 // With sqlx, name the inner driver so its placeholders are right:
 // sqlx.NewDb(db, "pgx").
 func Open(cfg Config) (*sql.DB, error) {
@@ -112,8 +116,10 @@ func NewConnector(cs Connectors, cfg Config) (driver.Connector, error) {
 // Start starts the background work of a database opened with
 // Config.DeferStart: the replica poller, which then decides which replicas
 // serve reads, and the replica gauges. It returns at once; the first poll
-// runs in the background, and replicas serve reads from then on, as they do
-// right after Open without DeferStart. Close the DB to stop it.
+// runs in the background, and each replica serves reads once a poll has
+// found it fit, as right after Open without DeferStart (until then, reads go
+// to the primary with [ReasonNotPolled]; [WaitPolled] waits for it). Close
+// the DB to stop it.
 //
 // Start is idempotent: once it has succeeded, and for a database opened
 // without DeferStart, it does nothing and returns nil, until the DB is
@@ -133,6 +139,50 @@ func Start(db *sql.DB) error {
 		return fmt.Errorf("dbwrap: Start: %w", err)
 	}
 	return nil
+}
+
+// WaitPolled waits until the replica poller of db has reached a first
+// verdict on every replica, or until ctx is done. Until a replica's first
+// verdict, reads that it would serve go to the primary (reason
+// [ReasonNotPolled]); a replica found fit serves reads as soon as WaitPolled
+// returns nil, one found unfit (or that could not be reached) stays out of
+// service. Use it to start serving only once the replicas take reads, or in
+// tests that expect them to.
+//
+// The first verdict usually takes one poll (a connection and a few queries).
+// It takes longer for a replica that is behind every write position the
+// poller has sampled: until it replays the oldest one (fit, if within
+// MaxReplicaLag) or that sample is older than MaxReplicaLag (unfit), at most
+// about MaxReplicaLag plus one PollInterval. For a database opened with
+// Config.DeferStart it also waits for [Start]. Without replicas it returns
+// nil at once.
+//
+// It returns ctx's error (wrapped) when ctx is done first, an error matching
+// [ErrClosed] when db is or gets closed, one matching [ErrNotDBWrap] for a
+// *sql.DB dbwrap did not open, and an error for a nil db; each starts with
+// "dbwrap: WaitPolled:". It is safe for concurrent use.
+func WaitPolled(ctx context.Context, db *sql.DB) error {
+	if db == nil {
+		return errors.New("dbwrap: WaitPolled: db is nil")
+	}
+	d, ok := db.Driver().(*wrapDriver)
+	if !ok {
+		return fmt.Errorf("dbwrap: WaitPolled: %w", ErrNotDBWrap)
+	}
+	c := d.c
+	select {
+	case <-c.done:
+		return fmt.Errorf("dbwrap: WaitPolled: %w", ErrClosed)
+	default:
+	}
+	select {
+	case <-c.polled:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("dbwrap: WaitPolled: %w", ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("dbwrap: WaitPolled: %w", ctx.Err())
+	}
 }
 
 // innerDriver returns the driver registered as name.

@@ -76,12 +76,19 @@ func TestDeferStart(t *testing.T) {
 	if err := goleak.Find(ignore, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener")); err != nil {
 		t.Errorf("goroutines before Start: %v", err)
 	}
+	// Nothing is polled before Start: WaitPolled waits for it.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	if err := WaitPolled(short, db); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitPolled before Start: %v, want the context's deadline", err)
+	}
+	cancel()
 
 	for i := 0; i < 2; i++ {
 		if err := Start(db); err != nil {
 			t.Fatalf("Start #%d: %v", i+1, err)
 		}
 	}
+	waitPolled(t, db)
 	if got := e.server(t, ctx, "select 1"); got != "replica" {
 		t.Errorf("a read after Start ran on %s, want the replica", got)
 	}
@@ -95,6 +102,9 @@ func TestDeferStart(t *testing.T) {
 	}
 	if err := Start(db); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+	if err := WaitPolled(ctx, db); !errors.Is(err, ErrClosed) {
+		t.Errorf("WaitPolled after Close: %v, want ErrClosed", err)
 	}
 	if n, m := p.open.Load(), r.open.Load(); n != 0 || m != 0 {
 		t.Errorf("after Close: %d primary and %d replica inner conns still open", n, m)
@@ -131,6 +141,13 @@ func TestStartErrors(t *testing.T) {
 	defer other.Close()
 	if err := Start(other); !errors.Is(err, ErrNotDBWrap) {
 		t.Errorf("Start on a pgx DB: %v, want ErrNotDBWrap", err)
+	}
+	ctx := context.Background()
+	if err := WaitPolled(ctx, nil); err == nil {
+		t.Error("WaitPolled(nil) succeeded")
+	}
+	if err := WaitPolled(ctx, other); !errors.Is(err, ErrNotDBWrap) {
+		t.Errorf("WaitPolled on a pgx DB: %v, want ErrNotDBWrap", err)
 	}
 }
 

@@ -112,7 +112,8 @@ func (e *pgEnv) config() Config {
 	}
 }
 
-// open opens a dbwrap DB closed at the end of the test.
+// open opens a dbwrap DB closed at the end of the test, and waits until
+// the poller has judged the replica (see waitPolled).
 func (e *pgEnv) open(t *testing.T, cfg Config) *sql.DB {
 	t.Helper()
 	db, err := Open(cfg)
@@ -120,7 +121,20 @@ func (e *pgEnv) open(t *testing.T, cfg Config) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	waitPolled(t, db)
 	return db
+}
+
+// waitPolled waits, as an application would with WaitPolled, until db's
+// poller has reached a first verdict on every replica: only then does a
+// replica found fit serve reads.
+func waitPolled(t testing.TB, db *sql.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := WaitPolled(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // table creates a table unique to the test on the primary, waits until the

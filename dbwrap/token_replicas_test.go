@@ -123,6 +123,7 @@ func TestPromotedReplicaTakenOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	waitPolled(t, db)
 	env := &fakeEnv{log: log, db: db}
 	bg := context.Background()
 	if got := env.server(t, bg, "select 1"); got != "r1" {

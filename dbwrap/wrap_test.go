@@ -36,6 +36,9 @@ func newFakeEnv(t *testing.T, minimal bool, cfg Config) *fakeEnv {
 	}
 	e.db = db
 	t.Cleanup(func() { db.Close() })
+	if !cfg.DeferStart {
+		waitPolled(t, db)
+	}
 	return e
 }
 
@@ -354,6 +357,7 @@ func TestCloseStopsPollerAndInnerConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitPolled(t, db)
 	for i := 0; i < 10; i++ {
 		db.Exec("insert into t values (1)")
 		db.QueryRow("select 1").Scan(new(string))

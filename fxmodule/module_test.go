@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
@@ -177,6 +178,13 @@ func TestModuleWithConfig(t *testing.T) {
 	// sqlx over dbwrap: writes to the writer, reads from the read-only pool.
 	ctx := context.Background()
 	if _, err := xdb.ExecContext(ctx, xdb.Rebind("INSERT INTO t (v) VALUES (?)"), "x"); err != nil {
+		t.Fatal(err)
+	}
+	// The replica serves reads once the poller, started with the
+	// application, has found it fit.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := dbwrap.WaitPolled(wctx, db); err != nil {
 		t.Fatal(err)
 	}
 	route, err := dbwrap.Explain(ctx, db, "SELECT v FROM t")

@@ -129,6 +129,16 @@ func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
 		raw.Close()
 		return nil, "", fmt.Errorf("%s: preparing the database: %w", flagName, err)
 	}
+	// Serve once the replica has been polled: until its first verdict every
+	// read goes to the primary. A replica the poller cannot judge in time
+	// (one far behind) does not stop the start; its reads stay on the
+	// primary until it is judged fit.
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := dbwrap.WaitPolled(wctx, raw); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		raw.Close()
+		return nil, "", fmt.Errorf("%s: %w", flagName, err)
+	}
 	return s, desc, nil
 }
 
