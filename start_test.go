@@ -34,6 +34,27 @@ func waitUntil(t *testing.T, what string, f func() bool) {
 	}
 }
 
+// fleetChannel returns a fleet key prefix of the test's own (its keys are
+// deleted at cleanup) and a function counting the subscribers of its
+// changes channel, through a Redis client the test does not hand to engines.
+func fleetChannel(t *testing.T, addr string) (prefix string, subscribers func() int64) {
+	t.Helper()
+	prefix = fmt.Sprintf("canary-test:%s:%x:", t.Name(), rand.Uint64())
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() {
+		admin.Del(context.Background(), prefix+"kill-switch")
+		admin.Close()
+	})
+	channel := prefix + "kill-switch:changes"
+	return prefix, func() int64 {
+		n, err := admin.PubSubNumSub(context.Background(), channel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[channel]
+	}
+}
+
 // metricNames returns the names of the metrics the reader collects.
 func metricNames(t *testing.T, r *sdkmetric.ManualReader) map[string]bool {
 	t.Helper()
@@ -174,20 +195,7 @@ func TestStartCloseConcurrent(t *testing.T) {
 // the fleet.
 func TestDeferredStartFleet(t *testing.T) {
 	addr := testenv.RedisAddr(t)
-	prefix := fmt.Sprintf("canary-test:%s:%x:", t.Name(), rand.Uint64())
-	admin := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() {
-		admin.Del(context.Background(), prefix+"kill-switch")
-		admin.Close()
-	})
-	channel := prefix + "kill-switch:changes"
-	subscribers := func() int64 {
-		n, err := admin.PubSubNumSub(context.Background(), channel).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n[channel]
-	}
+	prefix, subscribers := fleetChannel(t, addr)
 	ctx := context.Background()
 
 	// An operator engine turns the fleet's switch on.
@@ -281,20 +289,7 @@ func TestDeferredStartFleetErrors(t *testing.T) {
 // guard gauges reported.
 func TestDeferredStartFailedStartLeavesNothing(t *testing.T) {
 	addr := testenv.RedisAddr(t)
-	prefix := fmt.Sprintf("canary-test:%s:%x:", t.Name(), rand.Uint64())
-	admin := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() {
-		admin.Del(context.Background(), prefix+"kill-switch")
-		admin.Close()
-	})
-	channel := prefix + "kill-switch:changes"
-	subscribers := func() int64 {
-		n, err := admin.PubSubNumSub(context.Background(), channel).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n[channel]
-	}
+	prefix, subscribers := fleetChannel(t, addr)
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	defer client.Close()
 	reader := sdkmetric.NewManualReader()

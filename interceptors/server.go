@@ -46,16 +46,6 @@ import (
 // copy of its metadata and a second labels context.
 func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	c := newConfig(opts)
-	if c.outcome == nil {
-		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := labelUnary(ctx, d, c.strip)
-			if err != nil {
-				return nil, err
-			}
-			return handler(ctx, req)
-		}
-	}
-	outcome := c.outcome
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := labelUnary(ctx, d, c.strip)
 		if err != nil {
@@ -66,7 +56,7 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 		}
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		report(ctx, outcome, err, time.Since(start))
+		report(ctx, c.outcome, err, time.Since(start))
 		return resp, err
 	}
 }
@@ -81,7 +71,6 @@ func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 // context, plus grpc's copy of each metadata value read, as for UnaryServer.
 func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor {
 	c := newConfig(opts)
-	outcome := c.outcome
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		// The wrapper the handler gets is also the Decider's Source: one
 		// allocation for both.
@@ -101,7 +90,7 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 		}
 		start := time.Now()
 		err = handler(srv, ls)
-		report(ctx, outcome, err, time.Since(start))
+		report(ctx, c.outcome, err, time.Since(start))
 		return err
 	}
 }
