@@ -31,9 +31,16 @@ type conn struct {
 	gen    uint32      // bumped for each inner connection opened
 	pref   uint32      // preferred replica, so a conn mostly uses one
 	pinned bool        // session state: primary until ResetSession
-	inTx   bool
-	tx     tx // the open transaction (valid while inTx)
-	closed bool
+	// pinHeld: a statement of the pinned session has used the primary's
+	// inner connection, which now holds the session's state.
+	pinHeld bool
+	inTx    bool
+	tx      tx // the open transaction (valid while inTx)
+	closed  bool
+	// lost is set once the inner connection holding the open transaction or
+	// the pinned session broke: every later statement, Commit and Rollback
+	// fail with it, and the pool discards the conn (IsValid, ResetSession).
+	lost *lostError
 }
 
 type innerConn struct {
@@ -45,10 +52,26 @@ func newConn(c *connector) *conn {
 	return &conn{c: c, inner: make([]innerConn, len(c.servers)), pref: c.rr.Add(1) - 1}
 }
 
-// innerConn returns the inner connection to s, opening it when needed.
+// innerConn returns the inner connection to s, opening it when needed. An
+// open inner connection that reports itself invalid (driver.Validator, e.g.
+// after a cancelled statement) is replaced first, unless it holds the open
+// transaction or the pinned session: then the conn is lost, and so is every
+// later statement of it. A connection holding state is never replaced.
 func (c *conn) innerConn(ctx context.Context, s *server) (driver.Conn, error) {
+	if c.lost != nil {
+		return nil, c.lost
+	}
 	if ic := c.inner[s.idx].ci; ic != nil {
-		return ic, nil
+		if v, ok := ic.(driver.Validator); !ok || v.IsValid() {
+			c.notePin(s)
+			return ic, nil
+		}
+		if c.holdsState(s) {
+			return nil, c.loseConn(s, driver.ErrBadConn)
+		}
+		c.dropInner(s)
+	} else if c.holdsState(s) {
+		return nil, c.loseConn(s, errStateConnGone)
 	}
 	if c.closed {
 		return nil, driver.ErrBadConn
@@ -74,7 +97,70 @@ func (c *conn) innerConn(ctx context.Context, s *server) (driver.Conn, error) {
 	}
 	c.gen++
 	c.inner[s.idx] = innerConn{ci: ci, gen: c.gen}
+	c.notePin(s)
 	return ci, nil
+}
+
+// notePin records that the pinned session's statements now run on the
+// primary's inner connection: from here on it holds the session's state.
+func (c *conn) notePin(s *server) {
+	if c.pinned && s == c.c.primary {
+		c.pinHeld = true
+	}
+}
+
+// holdsState reports whether the inner connection to s holds state that a
+// new connection would not have: the open transaction's, or the pinned
+// session's (advisory locks, SET, temporary tables, ...).
+func (c *conn) holdsState(s *server) bool {
+	return c.inTx && c.tx.srv == s || c.pinHeld && s == c.c.primary
+}
+
+// loseConn closes the inner connection to s, which held the transaction or
+// the session, and marks the whole conn lost (see lostError).
+func (c *conn) loseConn(s *server, err error) *lostError {
+	c.dropInner(s)
+	if c.lost == nil {
+		c.lost = &lostError{server: s.name, err: err}
+	}
+	return c.lost
+}
+
+// innerFailed handles err returned by the inner connection to s. A
+// connection error closes that inner connection, so the next use opens a
+// new one; when it held the open transaction or the pinned session, the
+// conn is lost instead (nothing of it runs on a new connection). It returns
+// the error for the caller: the driver's own error, except that
+// driver.ErrBadConn becomes the lostError inside a transaction or pinned
+// session, where database/sql must not retry the statement elsewhere.
+func (c *conn) innerFailed(s *server, err error) error {
+	if errors.Is(err, driver.ErrSkip) || !c.isConnError(err) {
+		return err
+	}
+	if !c.holdsState(s) {
+		c.dropInner(s)
+		return err
+	}
+	lost := c.loseConn(s, err)
+	if errors.Is(err, driver.ErrBadConn) {
+		return lost
+	}
+	return err
+}
+
+// countsAgainst reports whether err, from a replica, says the replica
+// failed: a connect or network failure while the caller's context was live.
+// A failure the caller's own cancellation or deadline caused says nothing of
+// the server, and neither does driver.ErrBadConn from an inner connection
+// opened earlier (the driver found it unusable before sending anything, e.g.
+// after a cancelled statement): that read is retried on a new connection to
+// the same replica, and only failing to connect counts.
+func (c *conn) countsAgainst(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !c.isConnError(err) {
+		return false
+	}
+	var se *serverError
+	return errors.As(err, &se) || !errors.Is(err, driver.ErrBadConn)
 }
 
 // dropInner closes and forgets the inner connection to s (it failed); the
@@ -122,11 +208,13 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.inTx {
 		return nil, errors.New("dbwrap: a transaction is already open on this connection")
 	}
-	d := c.routeBegin(ctx, opts.ReadOnly)
+	d := c.routeBegin(ctx, opts)
 	it, err := c.beginOn(ctx, d.srv, opts)
-	if err != nil && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err) {
-		c.replicaFailed(ctx, d.srv, err)
-		d = c.failover(ctx, d, failoverConn)
+	for try := 0; err != nil && try < 2 && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err); try++ {
+		if c.countsAgainst(ctx, err) {
+			c.replicaFailed(ctx, d.srv, err)
+			d = c.failover(ctx, d, failoverConn)
+		}
 		it, err = c.beginOn(ctx, d.srv, opts)
 	}
 	if err != nil {
@@ -144,10 +232,10 @@ func (c *conn) beginOn(ctx context.Context, s *server, opts driver.TxOptions) (d
 		return nil, err
 	}
 	it, err := innerBegin(ctx, ci, opts)
-	if err != nil && c.isConnError(err) {
-		c.dropInner(s)
+	if err != nil {
+		return nil, c.innerFailed(s, err)
 	}
-	return it, err
+	return it, nil
 }
 
 // ExecContext runs query on the primary (or the transaction's server).
@@ -159,10 +247,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	}
 	res, err := innerExec(ctx, ci, query, args)
 	if err != nil {
-		if !errors.Is(err, driver.ErrSkip) && c.isConnError(err) {
-			c.dropInner(d.srv)
-		}
-		return nil, err
+		return nil, c.innerFailed(d.srv, err)
 	}
 	c.c.metrics.routed(ctx, d)
 	c.afterWrite(ctx, d, ci)
@@ -175,15 +260,13 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	d := c.route(ctx, classifyCached(c.c, query), opQuery)
 	rows, ci, err := c.queryOn(ctx, d.srv, query, args)
-	if err != nil {
-		var cause failoverCause
-		if cause = c.retryable(ctx, d, err); cause == failoverNone {
+	for try := 0; err != nil; try++ {
+		cause := c.retryable(ctx, d, err)
+		if cause == failoverNone || try == maxReadRetries {
 			return nil, err
 		}
 		d = c.failover(ctx, d, cause)
-		if rows, ci, err = c.queryOn(ctx, d.srv, query, args); err != nil {
-			return nil, err
-		}
+		rows, ci, err = c.queryOn(ctx, d.srv, query, args)
 	}
 	c.c.metrics.routed(ctx, d)
 	if d.write {
@@ -200,10 +283,10 @@ func (c *conn) queryOn(ctx context.Context, s *server, query string, args []driv
 		return nil, nil, err
 	}
 	rows, err := innerQuery(ctx, ci, query, args)
-	if err != nil && !errors.Is(err, driver.ErrSkip) && c.isConnError(err) {
-		c.dropInner(s)
+	if err != nil {
+		return nil, ci, c.innerFailed(s, err)
 	}
-	return rows, ci, err
+	return rows, ci, nil
 }
 
 // Ping pings the primary.
@@ -214,8 +297,11 @@ func (c *conn) Ping(ctx context.Context) error {
 	}
 	if p, ok := ci.(driver.Pinger); ok {
 		if err := p.Ping(ctx); err != nil {
-			c.dropInner(c.c.primary)
-			return err
+			if !c.holdsState(c.c.primary) {
+				c.dropInner(c.c.primary)
+				return err
+			}
+			return c.innerFailed(c.c.primary, err)
 		}
 	}
 	return nil
@@ -223,12 +309,13 @@ func (c *conn) Ping(ctx context.Context) error {
 
 // ResetSession ends a session pin and resets every open inner connection;
 // an inner connection that fails its reset is closed and reopened on next
-// use, so the wrapper conn itself stays usable.
+// use, so the wrapper conn itself stays usable. A lost conn (see lostError)
+// reports driver.ErrBadConn, so that database/sql discards it.
 func (c *conn) ResetSession(ctx context.Context) error {
-	if c.closed {
+	if c.closed || c.lost != nil {
 		return driver.ErrBadConn
 	}
-	c.pinned = false
+	c.pinned, c.pinHeld = false, false
 	for _, s := range c.c.servers {
 		ci := c.inner[s.idx].ci
 		if ci == nil {
@@ -246,16 +333,21 @@ func (c *conn) ResetSession(ctx context.Context) error {
 	return nil
 }
 
-// IsValid reports false once the conn is closed, and before the connector
-// is started (Config.DeferStart), so that database/sql closes the conn
-// instead of keeping it idle; invalid inner connections are closed and
-// reopened on next use.
+// IsValid reports false once the conn is closed or lost (see lostError),
+// and before the connector is started (Config.DeferStart), so that
+// database/sql closes the conn instead of keeping it idle; invalid inner
+// connections are closed and reopened on next use, except one that holds
+// the session's state: then the conn is lost.
 func (c *conn) IsValid() bool {
-	if c.closed || !c.c.started.Load() {
+	if c.closed || c.lost != nil || !c.c.started.Load() {
 		return false
 	}
 	for _, s := range c.c.servers {
 		if v, ok := c.inner[s.idx].ci.(driver.Validator); ok && !v.IsValid() {
+			if c.holdsState(s) {
+				c.loseConn(s, driver.ErrBadConn)
+				return false
+			}
 			c.dropInner(s)
 		}
 	}
@@ -276,11 +368,11 @@ func (c *conn) CheckNamedValue(*driver.NamedValue) error { return nil }
 //		...
 //	})
 func (c *conn) Raw() driver.Conn {
+	c.pinned = true
 	ci, err := c.innerConn(context.Background(), c.c.primary)
 	if err != nil {
 		return nil
 	}
-	c.pinned = true
 	return ci
 }
 

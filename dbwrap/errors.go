@@ -1,6 +1,7 @@
 package dbwrap
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
 )
@@ -22,7 +23,46 @@ var (
 	ErrInvalidConfig = errors.New("dbwrap: invalid config")
 	// ErrClosed is returned by Start for a database that was closed.
 	ErrClosed = errors.New("dbwrap: database closed")
+	// ErrConnLost is matched by the errors of a transaction, or of a pinned
+	// session (a *sql.Conn holding session state, see the routing rules),
+	// once the inner connection that held it broke: the statements after the
+	// break, Commit and Rollback. dbwrap never continues a transaction or a
+	// session on a new connection, where its state would be missing and its
+	// statements would commit one by one. The statement that met the break
+	// returns the driver's own error (it matches ErrConnLost only when the
+	// driver said driver.ErrBadConn, which is not passed on: database/sql
+	// would take it as "nothing was sent, retry"). The pool then discards
+	// the connection.
+	ErrConnLost = errors.New("dbwrap: connection of a transaction or pinned session lost")
 )
+
+// errStateConnGone is the cause of a lostError when the inner connection
+// holding the state was already closed after an earlier failure.
+var errStateConnGone = errors.New("the connection holding it was closed")
+
+// lostError is returned once the inner connection holding a transaction or
+// a pinned session broke. It matches ErrConnLost and unwraps to the driver's
+// error that broke it, unless that was driver.ErrBadConn (which must not
+// reach database/sql from a transaction or a session).
+type lostError struct {
+	server string
+	err    error
+}
+
+func (e *lostError) Error() string {
+	return ErrConnLost.Error() + " (" + e.server + "): " + e.err.Error()
+}
+
+// Is makes errors.Is(err, ErrConnLost) true.
+func (e *lostError) Is(target error) bool { return target == ErrConnLost }
+
+// Unwrap returns the driver's error, or nil when it was driver.ErrBadConn.
+func (e *lostError) Unwrap() error {
+	if errors.Is(e.err, driver.ErrBadConn) {
+		return nil
+	}
+	return e.err
+}
 
 // configError names the Config field that is wrong.
 func configError(field, format string, args ...any) error {

@@ -18,23 +18,24 @@ import (
 // "locking-clause", "data-modifying-cte", "side-effect-function:nextval",
 // "session:set", "unknown", ...).
 const (
-	ReasonRead             = "read"                  // read-only: a healthy replica
-	ReasonCaughtUp         = "caught-up"             // read with a token: a replica that replayed it
-	ReasonExec             = "exec"                  // Exec always runs on the primary
-	ReasonHint             = "hint"                  // /* canary:primary */
-	ReasonWithPrimary      = "with-primary"          // dbwrap.WithPrimary
-	ReasonTransaction      = "transaction"           // in (or beginning) a read-write transaction
-	ReasonReadOnlyTx       = "read-only-transaction" // beginning a read-only transaction
-	ReasonInTransaction    = "in-transaction"        // a statement of a transaction: its server
-	ReasonSessionPinned    = "session-pinned"        // the conn holds session state
-	ReasonTokenAhead       = "token-ahead"           // no replica has replayed the request's token yet
-	ReasonSticky           = "sticky"                // wrote, position unknown (no dialect)
-	ReasonNoReplicas       = "no-replicas"           // none configured
-	ReasonNoHealthyReplica = "no-healthy-replica"    // every replica of the read set is out
-	ReasonNotPolled        = "not-polled"            // no replica serves the read and one has no poll verdict yet (just after Open or Start)
-	ReasonNotStarted       = "not-started"           // Config.DeferStart and Start not called yet: no replica polled
-	ReasonFailoverConn     = "failover:conn-error"   // retried after a replica connection error
-	ReasonFailoverReadOnly = "failover:read-only"    // retried on the primary after SQLSTATE 25006
+	ReasonRead             = "read"                     // read-only: a healthy replica
+	ReasonCaughtUp         = "caught-up"                // read with a token: a replica that replayed it
+	ReasonExec             = "exec"                     // Exec always runs on the primary
+	ReasonHint             = "hint"                     // /* canary:primary */
+	ReasonWithPrimary      = "with-primary"             // dbwrap.WithPrimary
+	ReasonTransaction      = "transaction"              // in (or beginning) a read-write transaction
+	ReasonReadOnlyTx       = "read-only-transaction"    // beginning a read-only transaction
+	ReasonSerializableTx   = "serializable-transaction" // a read-only transaction at SERIALIZABLE or stronger: a hot standby refuses it
+	ReasonInTransaction    = "in-transaction"           // a statement of a transaction: its server
+	ReasonSessionPinned    = "session-pinned"           // the conn holds session state
+	ReasonTokenAhead       = "token-ahead"              // no replica has replayed the request's token yet
+	ReasonSticky           = "sticky"                   // wrote, position unknown (no dialect)
+	ReasonNoReplicas       = "no-replicas"              // none configured
+	ReasonNoHealthyReplica = "no-healthy-replica"       // every replica of the read set is out
+	ReasonNotPolled        = "not-polled"               // no replica serves the read and one has no poll verdict yet (just after Open or Start)
+	ReasonNotStarted       = "not-started"              // Config.DeferStart and Start not called yet: no replica polled
+	ReasonFailoverConn     = "failover:conn-error"      // retried after a replica connection error
+	ReasonFailoverReadOnly = "failover:read-only"       // retried on the primary after SQLSTATE 25006
 )
 
 type opKind uint8
@@ -61,7 +62,8 @@ func (c *conn) route(ctx context.Context, st statement, op opKind) decision {
 	write := !st.readOnly && !st.sessionState
 	if c.inTx {
 		if st.sessionState && c.tx.srv.target == TargetPrimary {
-			c.pinned = true
+			// The state lives on the transaction's connection.
+			c.pinned, c.pinHeld = true, true
 		}
 		return decision{srv: c.tx.srv, reason: ReasonInTransaction, write: write}
 	}
@@ -90,10 +92,16 @@ func (c *conn) route(ctx context.Context, st statement, op opKind) decision {
 	return c.routeRead(ctx, ReasonRead)
 }
 
-// routeBegin decides where a transaction begins.
-func (c *conn) routeBegin(ctx context.Context, readOnly bool) decision {
-	if !readOnly || c.pinned {
+// routeBegin decides where a transaction begins. A read-only transaction at
+// SERIALIZABLE isolation or stronger begins on the primary: a PostgreSQL hot
+// standby refuses it (SQLSTATE 0A000), and only the primary can give it its
+// guarantee.
+func (c *conn) routeBegin(ctx context.Context, opts driver.TxOptions) decision {
+	if !opts.ReadOnly || c.pinned {
 		return decision{srv: c.c.primary, reason: ReasonTransaction}
+	}
+	if sql.IsolationLevel(opts.Isolation) >= sql.LevelSerializable {
+		return decision{srv: c.c.primary, reason: ReasonSerializableTx}
 	}
 	return c.routeRead(ctx, ReasonReadOnlyTx)
 }
@@ -270,11 +278,17 @@ const (
 	failoverNone failoverCause = iota
 	failoverConn
 	failoverReadOnly
+	failoverReconnect
 )
 
-// retryable tells whether a failed read may be retried elsewhere, and why.
-// It also takes a replica that failed with a connection error out of
-// service.
+// maxReadRetries bounds the retries of one read: a new connection to the
+// same replica (a stale inner connection), then another server.
+const maxReadRetries = 2
+
+// retryable tells whether a failed read may be retried, where, and why. It
+// also takes a replica out of service when the error says the replica
+// failed (see countsAgainst); a read cut short by its own context never
+// does.
 func (c *conn) retryable(ctx context.Context, d decision, err error) failoverCause {
 	if d.srv.target != TargetReplica || c.inTx || ctx.Err() != nil || errors.Is(err, driver.ErrSkip) {
 		return failoverNone
@@ -282,11 +296,14 @@ func (c *conn) retryable(ctx context.Context, d decision, err error) failoverCau
 	if dl := c.c.set.dialect; dl != nil && dl.IsReadOnlyError(err) {
 		return failoverReadOnly
 	}
-	if c.isConnError(err) {
-		c.replicaFailed(ctx, d.srv, err)
-		return failoverConn
+	if !c.isConnError(err) {
+		return failoverNone
 	}
-	return failoverNone
+	if !c.countsAgainst(ctx, err) {
+		return failoverReconnect
+	}
+	c.replicaFailed(ctx, d.srv, err)
+	return failoverConn
 }
 
 // replicaFailed takes s out of service until the poller sees it healthy
@@ -301,11 +318,20 @@ func (c *conn) replicaFailed(ctx context.Context, s *server, err error) {
 	}
 }
 
-// failover returns where a failed read is retried: another healthy replica
-// that satisfies the same token (connection errors), else the primary.
+// failover returns where a failed read is retried: the same replica on a new
+// connection (a stale inner connection), another healthy replica that
+// satisfies the same token (connection errors), else the primary. A read the
+// replica refused as a write is retried on the primary as a write: its
+// position is recorded for read-your-writes like a classified write's.
 func (c *conn) failover(ctx context.Context, d decision, cause failoverCause) decision {
+	if cause == failoverReconnect {
+		return d
+	}
 	from := d.srv
 	nd := decision{srv: c.c.primary, reason: ReasonFailoverReadOnly, write: d.write, need: d.need}
+	if cause == failoverReadOnly {
+		nd.write = true
+	}
 	if cause == failoverConn {
 		nd.reason = ReasonFailoverConn
 		if d.need != positionUnknown {

@@ -39,9 +39,14 @@ func newStmt(ctx context.Context, c *conn, query string) (*stmt, error) {
 	}
 	d := c.route(ctx, s.st, op)
 	si, err := s.innerFor(ctx, d.srv)
-	if err != nil && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err) {
-		c.replicaFailed(ctx, d.srv, err)
-		si, err = s.innerFor(ctx, c.c.primary)
+	if err != nil && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err) && !c.inTx {
+		srv := c.c.primary
+		if c.countsAgainst(ctx, err) {
+			c.replicaFailed(ctx, d.srv, err)
+		} else {
+			srv = d.srv // a stale inner connection: a new one to the same replica
+		}
+		si, err = s.innerFor(ctx, srv)
 	}
 	if err != nil {
 		return nil, err
@@ -63,10 +68,7 @@ func (s *stmt) innerFor(ctx context.Context, srv *server) (driver.Stmt, error) {
 	}
 	si, err := innerPrepare(ctx, ci, s.query)
 	if err != nil {
-		if s.c.isConnError(err) {
-			s.c.dropInner(srv)
-		}
-		return nil, err
+		return nil, s.c.innerFailed(srv, err)
 	}
 	s.inner[srv.idx] = innerStmt{si: si, gen: gen}
 	return si, nil
@@ -109,10 +111,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	ci := c.inner[d.srv.idx].ci
 	res, err := innerStmtExec(ctx, si, ci, args)
 	if err != nil {
-		if c.isConnError(err) {
-			c.dropInner(d.srv)
-		}
-		return nil, err
+		return nil, c.innerFailed(d.srv, err)
 	}
 	c.c.metrics.routed(ctx, d)
 	c.afterWrite(ctx, d, ci)
@@ -125,15 +124,13 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	c := s.c
 	d := c.route(ctx, s.st, opQuery)
 	rows, ci, err := s.queryOn(ctx, d.srv, args)
-	if err != nil {
+	for try := 0; err != nil; try++ {
 		cause := c.retryable(ctx, d, err)
-		if cause == failoverNone {
+		if cause == failoverNone || try == maxReadRetries {
 			return nil, err
 		}
 		d = c.failover(ctx, d, cause)
-		if rows, ci, err = s.queryOn(ctx, d.srv, args); err != nil {
-			return nil, err
-		}
+		rows, ci, err = s.queryOn(ctx, d.srv, args)
 	}
 	c.c.metrics.routed(ctx, d)
 	if d.write {
@@ -149,10 +146,10 @@ func (s *stmt) queryOn(ctx context.Context, srv *server, args []driver.NamedValu
 	}
 	ci := s.c.inner[srv.idx].ci
 	rows, err := innerStmtQuery(ctx, si, ci, args)
-	if err != nil && s.c.isConnError(err) {
-		s.c.dropInner(srv)
+	if err != nil {
+		return nil, ci, s.c.innerFailed(srv, err)
 	}
-	return rows, ci, err
+	return rows, ci, nil
 }
 
 // CheckNamedValue accepts every argument; see checkArgs.

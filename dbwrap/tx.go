@@ -25,12 +25,18 @@ func (t *tx) Commit() error {
 		return errors.New("dbwrap: transaction already finished")
 	}
 	ctx, wrote, srv := t.ctx, t.wrote, t.srv
+	if c.lost != nil {
+		// The connection broke inside the transaction: the server rolled it
+		// back; nothing after the break ran anywhere else.
+		t.end()
+		return c.lost
+	}
 	err := t.inner.Commit()
+	if err != nil {
+		err = c.innerFailed(srv, err)
+	}
 	t.end()
 	if err != nil {
-		if c.isConnError(err) {
-			c.dropInner(srv)
-		}
 		return err
 	}
 	if wrote && srv.target == TargetPrimary {
@@ -47,11 +53,15 @@ func (t *tx) Rollback() error {
 	if c == nil || !c.inTx {
 		return errors.New("dbwrap: transaction already finished")
 	}
-	err := t.inner.Rollback()
-	t.end()
-	if err != nil && c.isConnError(err) {
-		c.dropInner(t.srv)
+	if c.lost != nil {
+		t.end()
+		return c.lost
 	}
+	err := t.inner.Rollback()
+	if err != nil {
+		err = c.innerFailed(t.srv, err)
+	}
+	t.end()
 	return err
 }
 
