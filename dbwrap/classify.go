@@ -330,8 +330,8 @@ func (p *parser) explainOptions() (analyze bool) {
 					depth++
 				case tkRParen:
 					depth--
-				case tkWord:
-					if lookupKeyword(p.l.src[t.start:t.end]) == kwAnalyze {
+				case tkWord, tkQuotedIdent:
+					if p.analyzeOption(t) {
 						analyze = true
 					}
 				}
@@ -342,6 +342,14 @@ func (p *parser) explainOptions() (analyze bool) {
 			if depth >= 0 {
 				return analyze // unterminated: let the main loop meet the end or the error
 			}
+			p.l = look
+		case t.kind == tkQuotedIdent:
+			// Not PostgreSQL syntax without parentheses; a quoted ANALYZE
+			// is taken at its word all the same.
+			if !p.analyzeOption(t) {
+				return analyze
+			}
+			analyze = true
 			p.l = look
 		case t.kind == tkWord:
 			switch lookupKeyword(p.l.src[t.start:t.end]) {
@@ -362,6 +370,20 @@ func (p *parser) explainOptions() (analyze bool) {
 			return analyze
 		}
 	}
+}
+
+// analyzeOption reports whether an EXPLAIN option token spells ANALYZE (or
+// ANALYSE): the word, or a quoted identifier of that name in any case, since
+// ("analyze") is the same option to PostgreSQL. A U&"…" identifier may spell
+// it with escapes: it is assumed to.
+func (p *parser) analyzeOption(t token) bool {
+	switch t.kind {
+	case tkWord:
+		return lookupKeyword(p.l.src[t.start:t.end]) == kwAnalyze
+	case tkQuotedIdent:
+		return t.uescape || lookupKeyword(t.body(p.l.src)) == kwAnalyze
+	}
+	return false
 }
 
 // create refines CREATE: temporary objects are session state.

@@ -187,6 +187,15 @@ var classifyCases = []classifyCase{
 	pr("EXPLAIN (ANALYZE) UPDATE t SET a = 1 RETURNING a", reasonReturning),
 	pr("EXPLAIN ANALYSE VERBOSE SELECT * FROM t FOR UPDATE", reasonLockingClause),
 	pr("EXPLAIN (ANALYZE false) INSERT INTO t VALUES (1)", reasonWrite),
+	// A quoted option is the same option (issue 11): `("analyze")` runs the
+	// statement. `"ANALYZE"` is refused by PostgreSQL, but classifying it
+	// like the word costs nothing and keeps case-insensitivity.
+	pr(`EXPLAIN ("analyze") INSERT INTO t VALUES (1)`, reasonWrite),
+	pr(`explain ("ANALYZE") delete from t`, reasonWrite),
+	pr(`explain (costs off, "analyse") update t set a = 1`, reasonWrite),
+	pr(`EXPLAIN (U&"\0061nalyze") DELETE FROM t`, reasonWrite),
+	pr(`EXPLAIN "analyze" DELETE FROM t`, reasonWrite),
+	rd(`EXPLAIN ("costs" off, "verbose") DELETE FROM t`),
 	se("EXPLAIN ANALYZE SELECT nextval('s')", "nextval"),
 	pin("EXPLAIN ANALYZE SELECT pg_advisory_lock(1)", reasonSessionAdvisory),
 	// DDL and utility.
