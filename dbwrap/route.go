@@ -235,8 +235,9 @@ func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tena
 // that just wrote) and raises the request's, the context token's and the
 // user's positions to it. It does nothing when ctx can carry none of them.
 // Without a dialect, or when the position cannot be read, the position is
-// "unknown": later reads of the request (and of the user, for TokenTTL) go to
-// the primary.
+// "unknown" (PositionUnknown): later reads of the request and of the user go
+// to the primary until a later write of theirs records a known position, or
+// for TokenTTL at most.
 func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
 	o := optionsFrom(ctx)
 	sess := tenant.SessionFromContext(ctx)
@@ -251,12 +252,12 @@ func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
 		}
 	}
 	if hasToken {
-		o.token.raise(pos)
+		o.token.record(pos)
 	}
 	if sess == nil {
 		return
 	}
-	sessionStateOf(sess, true).pos.raise(pos)
+	sessionStateOf(sess, true).pos.record(pos)
 	if l, ok := tenant.FromContext(ctx); ok && l.UserHash != "" {
 		if err := cn.set.tokens.Save(ctx, userKey(l), pos, cn.set.tokenTTL); err != nil {
 			cn.metrics.tokenStoreError(ctx)
