@@ -164,7 +164,7 @@ type redisTokens struct {
 	mu       sync.Mutex
 	flushing bool // the write-back goroutine runs
 	closed   bool
-	isClosed atomic.Bool // closed, read without the lock
+	isClosed atomic.Bool    // closed, read without the lock
 	stop     chan struct{}  // closed by Close
 	wg       sync.WaitGroup // the write-back goroutine and detached calls
 }
