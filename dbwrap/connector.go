@@ -35,12 +35,14 @@ type connector struct {
 
 	rr atomic.Uint32 // assigns each conn its preferred replica
 
-	started  atomic.Bool   // start ran: the poller judges replicas, conns stay pooled
-	polled   chan struct{} // closed once every replica has had its first verdict
-	done     chan struct{} // closed by Close
-	life     sync.Mutex    // serialises start and Close
-	closed   bool          // under life
-	closeErr error         // under life
+	started  atomic.Bool     // start ran: the poller judges replicas, conns stay pooled
+	polled   chan struct{}   // closed once every replica has had its first verdict
+	done     chan struct{}   // closed by Close
+	probeCtx context.Context // of the replay probes' queries; cancelled by Close
+	cancel   context.CancelFunc
+	life     sync.Mutex // serialises start and Close
+	closed   bool       // under life
+	closeErr error      // under life
 }
 
 // Connectors are the inner connectors of OpenDB and NewConnector: one per
@@ -74,6 +76,7 @@ func newConnector(cs Connectors, cohortSame map[tenant.Cohort][]int, cfg Config)
 		set: set, cohorts: make(map[tenant.Cohort][]*server, len(cs.CohortReplicas)),
 		polled: make(chan struct{}), done: make(chan struct{}),
 	}
+	c.probeCtx, c.cancel = context.WithCancel(context.Background())
 	if set.dialect != nil {
 		c.system = set.dialect.System()
 	}
@@ -149,7 +152,8 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 // Driver returns the wrapper driver.
 func (c *connector) Driver() driver.Driver { return c.drv }
 
-// Close stops the poller and closes its connections, then closes the inner
+// Close stops the poller and closes its connections and the replay probes,
+// then closes the inner
 // connectors that implement io.Closer. sql.DB.Close calls it after closing
 // every pooled connection. It is safe to call more than once.
 func (c *connector) Close() error {
@@ -163,6 +167,10 @@ func (c *connector) Close() error {
 	var errs []error
 	if p := c.poller.Load(); p != nil {
 		p.stop()
+	}
+	c.cancel()
+	for _, s := range c.replicas {
+		s.probe.close()
 	}
 	errs = append(errs, c.metrics.close())
 	for _, s := range c.servers {

@@ -19,7 +19,9 @@ import (
 //     poller on the primary.
 //   - Replica status: pg_is_in_recovery(), pg_last_wal_replay_lsn(),
 //     pg_last_wal_receive_lsn() and pg_last_xact_replay_timestamp(), read
-//     by the background poller only.
+//     by the background poller; with Config.ConsistencyWait, a read whose
+//     token is ahead of the polled position has the replica asked for
+//     pg_last_wal_replay_lsn() (one query shared by the reads that wait).
 //   - Read-only refusal: SQLSTATE 25006 (read_only_sql_transaction).
 //   - Connection errors: network errors, SQLSTATE class 08 (connection
 //     exception), 57P01..57P03 (shutdown, cannot connect now) and 53300 (too
@@ -61,6 +63,15 @@ func pgPosition(ctx context.Context, q Querier, query string) (uint64, error) {
 		return 0, fmt.Errorf("dbwrap: postgres write position: unexpected value %T", row[0])
 	}
 	return parseLSN(s)
+}
+
+// pgReplayPositionQuery is what a read waiting for its token asks a replica
+// (Config.ConsistencyWait): its replay position alone. It is NULL on a
+// server that is not in recovery, which fails the probe.
+const pgReplayPositionQuery = "SELECT pg_last_wal_replay_lsn()::text"
+
+func (postgres) replayPosition(ctx context.Context, q Querier) (uint64, error) {
+	return pgPosition(ctx, q, pgReplayPositionQuery)
 }
 
 const pgReplicaStatusQuery = `SELECT pg_is_in_recovery(),

@@ -164,46 +164,44 @@ func (c *conn) pickReplica(set []*server, need uint64, not *server) *server {
 }
 
 // waitForReplica waits up to Config.ConsistencyWait for a healthy replica of
-// set to replay need, asking the replica itself (the poller's view may be up
-// to one interval old). It returns nil when none did in time.
+// set to replay need. It asks the conn's preferred healthy replica through
+// that replica's shared probe (the poller's view may be up to one interval
+// old), one probe after another, and returns nil when none has replayed need
+// in time.
 func (c *conn) waitForReplica(ctx context.Context, set []*server, need uint64) *server {
-	d := c.c.set.dialect
-	if c.c.set.wait <= 0 || d == nil {
-		return nil
+	cn := c.c
+	if cn.set.wait <= 0 || cn.set.dialect == nil || c.closed {
+		return nil // no waiting, no dialect to ask, or Explain (no I/O)
 	}
 	s := c.pickReplica(set, 0, nil)
 	if s == nil {
 		return nil
 	}
-	deadline := time.Now().Add(c.c.set.wait)
-	ci, err := c.innerConn(ctx, s)
-	if err != nil {
-		return nil
-	}
-	pause := time.Millisecond
+	deadline := time.NewTimer(cn.set.wait)
+	defer deadline.Stop()
 	for {
-		st, err := d.ReplicaStatus(ctx, rowQuerier{ci})
-		if err != nil {
-			if c.isConnError(err) {
-				c.dropInner(s)
-			}
+		ch := s.probe.await(cn, s)
+		if ch == nil {
 			return nil
 		}
-		if st.InRecovery && st.Replay >= need {
-			s.replay.Store(max(s.replay.Load(), st.Replay))
-			return s
-		}
-		if time.Now().Add(pause).After(deadline) {
-			return nil
-		}
-		t := time.NewTimer(pause)
 		select {
+		case <-ch:
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-deadline.C:
+			return nil
 		}
-		pause = min(2*pause, 20*time.Millisecond)
+		if r := c.pickReplica(set, need, nil); r != nil {
+			return r
+		}
+		if !s.healthy.Load() {
+			return nil
+		}
+		select {
+		case <-deadline.C:
+			return nil
+		default:
+		}
 	}
 }
 
@@ -243,8 +241,9 @@ func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tena
 // that just wrote) and raises the request's, the context token's and the
 // user's positions to it. It does nothing when ctx can carry none of them.
 // Without a dialect, or when the position cannot be read, the position is
-// "unknown": later reads of the request (and of the user, for TokenTTL) go to
-// the primary.
+// "unknown" (PositionUnknown): later reads of the request and of the user go
+// to the primary until a later write of theirs records a known position, or
+// for TokenTTL at most.
 func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
 	o := optionsFrom(ctx)
 	sess := tenant.SessionFromContext(ctx)
@@ -259,12 +258,12 @@ func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
 		}
 	}
 	if hasToken {
-		o.token.raise(pos)
+		o.token.record(pos)
 	}
 	if sess == nil {
 		return
 	}
-	sessionStateOf(sess, true).pos.raise(pos)
+	sessionStateOf(sess, true).pos.record(pos)
 	if l, ok := tenant.FromContext(ctx); ok && l.UserHash != "" {
 		if err := cn.set.tokens.Save(ctx, userKey(l), pos, cn.set.tokenTTL); err != nil {
 			cn.metrics.tokenStoreError(ctx)

@@ -40,6 +40,7 @@ type server struct {
 	replay  atomic.Uint64 // last polled replay position (0 unknown)
 	lag     atomic.Int64  // last measured lag, ns (-1 unknown)
 	streak  atomic.Int64  // start of the current healthy streak, unix ns (0: none)
+	probe   replayProbe   // asked by reads that wait for their token (ConsistencyWait)
 
 	// Primary: connection attempts fail fast until this time (unix ns).
 	downUntil atomic.Int64

@@ -16,10 +16,16 @@ import (
 // A read that carries a token goes to a replica whose replay position has
 // reached it, else to the primary.
 //
-// positionUnknown is the token of a write whose position could not be read
-// (no dialect, or the query failed): no replica ever reaches it, so reads
-// that carry it go to the primary.
-const positionUnknown = math.MaxUint64
+// PositionUnknown is the position of a write whose position could not be
+// read (no dialect, or the query failed, e.g. the primary went down right
+// after the write): no replica ever reaches it, so reads that must see it go
+// to the primary. It is not a position like the others: a later write's
+// known position replaces it (that write's position covers every earlier
+// write on the same primary), and it expires with its TTL like any other.
+// A TokenStore must implement that rule (see TokenStore.Save).
+const PositionUnknown uint64 = math.MaxUint64
+
+const positionUnknown = PositionUnknown
 
 // ctxKey is the context key of dbwrap's own per-context options.
 type ctxKey struct{}
@@ -30,10 +36,14 @@ type ctxOptions struct {
 	token   *tokenBox // nil when no token was attached
 }
 
-// tokenBox is a position that only grows; writes through a context made by
-// WithConsistencyToken raise it.
+// tokenBox is the position a context's reads must see. It grows, with one
+// exception: a write's known position replaces PositionUnknown (see
+// record). Writes through a context made by WithConsistencyToken record
+// theirs in it.
 type tokenBox struct{ pos atomic.Uint64 }
 
+// raise merges a position the reads must see too (an upstream token, the
+// user's stored one): the highest wins, PositionUnknown above all.
 func (b *tokenBox) raise(p uint64) {
 	for {
 		old := b.pos.Load()
@@ -41,6 +51,29 @@ func (b *tokenBox) raise(p uint64) {
 			return
 		}
 	}
+}
+
+// record merges the position read after a write: as raise, except that a
+// known position replaces PositionUnknown, since a write's position covers
+// every write committed before it on the primary.
+func (b *tokenBox) record(p uint64) {
+	for {
+		old := b.pos.Load()
+		next := nextPosition(old, p)
+		if next == old || b.pos.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// nextPosition is what a remembered position cur becomes when a write at p
+// is recorded: the higher of the two, except that a known p replaces
+// PositionUnknown.
+func nextPosition(cur, p uint64) uint64 {
+	if cur == positionUnknown && p != positionUnknown && p != 0 {
+		return p
+	}
+	return max(cur, p)
 }
 
 func optionsFrom(ctx context.Context) *ctxOptions {
@@ -145,14 +178,18 @@ func userKey(l tenant.Labels) string {
 // read their writes too.
 //
 // Implementations must be safe for concurrent use, must keep the highest
-// position when Save is called with a lower one, and must not forget a
-// position before its TTL has passed (a position is never cleared early,
-// even when some replica has caught up: others may not have).
+// position when Save is called with a lower one (except that a known
+// position replaces PositionUnknown), and must not forget a position before
+// its TTL has passed (a position is never cleared early, even when some
+// replica has caught up: others may not have).
 type TokenStore interface {
 	// Load returns the user's position, or 0 when none is remembered.
 	Load(ctx context.Context, key string) (uint64, error)
-	// Save raises the user's position to at least pos and remembers it for
-	// ttl from now.
+	// Save records a write of the user's at pos: it raises the user's
+	// position to at least pos and remembers it for at least ttl from now.
+	// When the remembered position is PositionUnknown and pos is known, pos
+	// replaces it and is remembered for ttl from now: the unknown position
+	// must not outlive the next known one, nor have its TTL renewed by it.
 	Save(ctx context.Context, key string, pos uint64, ttl time.Duration) error
 }
 
@@ -195,8 +232,12 @@ func (m *memoryTokens) Save(_ context.Context, key string, pos uint64, ttl time.
 	if !ok || !now.Before(e.expires) {
 		e = memoryToken{}
 	}
-	e.pos = max(e.pos, pos)
-	if exp := now.Add(ttl); exp.After(e.expires) {
+	exp := now.Add(ttl)
+	if e.pos == positionUnknown && pos != positionUnknown {
+		e.expires = exp // the unknown position ends here
+	}
+	e.pos = nextPosition(e.pos, pos)
+	if exp.After(e.expires) {
 		e.expires = exp
 	}
 	m.entries[key] = e

@@ -56,6 +56,14 @@ func testStore(t *testing.T, s TokenStore, key string) {
 	if p, _ := s.Load(ctx, key); p != positionUnknown {
 		t.Errorf("Load = %x, want the unknown position", p)
 	}
+	// A later write's known position replaces the unknown one, even a lower
+	// one than before: it covers every earlier write.
+	if err := s.Save(ctx, key, 0x150, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Load(ctx, key); p != 0x150 {
+		t.Errorf("Load after a known position replaced the unknown one = %x, want 150", p)
+	}
 	short := key + "-short"
 	if err := s.Save(ctx, short, 5, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
