@@ -32,6 +32,14 @@ import (
 // ([Engine.RejectedDecisions]), never an error. Inbound W3C baggage never
 // decides anything.
 //
+// With a signing key, an engine that is not an edge also reads the
+// request's consistency token (X-Canary-Consistency): when exactly one
+// verifies, has not expired and was signed for the decided tenant and user
+// hash, its write position becomes Labels.Position, which the request's
+// context hands to dbwrap (reads then see the upstream service's writes).
+// A token that does not verify is ignored and counted
+// ([Engine.RejectedConsistencyTokens]), never an error.
+//
 // An override from an untrusted peer is ignored whatever its value, and
 // counted ([Engine.UntrustedOverrides]). Decide returns a [*tenant.FieldError]
 // for a tenant or user that breaks the limits, and for a trusted peer's
@@ -68,6 +76,7 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		// nothing is hashed here.
 		l := up.Labels()
 		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
+		l.Position = e.position(ctx, req, l)
 		e.g.tel.decided(ctx, l)
 		return l, nil
 	}
@@ -88,6 +97,7 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	default:
 		l.Cohort, l.Reason = p.rule(t, l.Bucket)
 	}
+	l.Position = e.position(ctx, req, l)
 	e.g.tel.decided(ctx, l)
 	return l, nil
 }

@@ -45,9 +45,10 @@ type Engine struct {
 	started bool       // Start succeeded; under life
 	closed  bool       // Close was called; under life
 
-	sig signing     // signed decisions (sign.go)
-	rpc rpcAdapters // gRPC interceptors (grpc.go)
-	g   guardEngine // guard.go: the guard, the fleet switch, telemetry
+	sig  signing     // signed decisions (sign.go)
+	cons consistency // consistency tokens (consistency.go)
+	rpc  rpcAdapters // gRPC interceptors (grpc.go)
+	g    guardEngine // guard.go: the guard, the fleet switch, telemetry
 }
 
 var _ tenant.Decider = (*Engine)(nil)

@@ -43,7 +43,7 @@ func (e *Engine) serverInterceptorOptions() []interceptors.Option {
 func (e *Engine) clientInterceptorOptions() []interceptors.Option {
 	var opts []interceptors.Option
 	if e.sig.sign != nil {
-		opts = append(opts, interceptors.WithSigner(e.sig.sign))
+		opts = append(opts, interceptors.WithSigner(e.sig.sign), interceptors.WithPositionSigner(e.cons.sign))
 	}
 	return opts
 }
@@ -75,8 +75,10 @@ func (e *Engine) StreamServerInterceptor(srv any, ss grpc.ServerStream, info *gr
 // interceptors.UnaryClient): x-tenant-id, the cohort under x-canary, the
 // canary baggage members, the traceparent of the context's span when the
 // call has none, and, when the engine has a signing key ([WithSigningKey]),
-// the signed decision under x-canary-decision. It removes x-user-id: the raw
-// user id never leaves the edge. A context without labels passes through.
+// the signed decision under x-canary-decision and, once the calling request
+// has written through dbwrap, the signed write position of its writes under
+// x-canary-consistency. It removes x-user-id: the raw user id never leaves
+// the edge. A context without labels passes through.
 // Use the method value: grpc.WithUnaryInterceptor(eng.UnaryClientInterceptor).
 func (e *Engine) UnaryClientInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	return e.rpc.unaryClient(ctx, method, req, reply, cc, invoker, opts...)

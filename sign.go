@@ -53,6 +53,7 @@ func (e *Engine) initSigning(cfg *config) {
 	}
 	e.sig.signer = s
 	e.sig.sign = s.LabelSigner(cfg.sign.ttl, nil)
+	e.initConsistency(cfg, s)
 	e.sig.counter, err = cfg.meter.Meter(instrumentationName).Int64Counter("canary.decision.rejected",
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Inbound signed decisions ignored because they did not verify, by reason"))

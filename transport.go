@@ -12,8 +12,10 @@ import (
 // X-Tenant-ID, the cohort under X-Canary, the canary baggage members, the
 // traceparent of the context's span when the request has none, and, when the
 // engine has a signing key ([WithSigningKey]), the signed decision under
-// X-Canary-Decision valid for the decision TTL ([WithDecisionTTL]). It
-// removes X-User-ID: the raw user id never leaves the edge. A request without
+// X-Canary-Decision valid for the decision TTL ([WithDecisionTTL]) and,
+// once the calling request has written through dbwrap, the signed write
+// position of its writes under X-Canary-Consistency, so that the called
+// service's reads see them (see docs/db-routing.md). It removes X-User-ID: the raw user id never leaves the edge. A request without
 // labels is sent unchanged. A nil base means http.DefaultTransport.
 //
 //	client := &http.Client{Transport: eng.Transport(nil)}
@@ -24,7 +26,7 @@ import (
 func (e *Engine) Transport(base http.RoundTripper) http.RoundTripper {
 	var opts []middleware.Option
 	if e.sig.sign != nil {
-		opts = append(opts, middleware.WithSigner(e.sig.sign))
+		opts = append(opts, middleware.WithSigner(e.sig.sign), middleware.WithPositionSigner(e.cons.sign))
 	}
 	return middleware.Transport(base, opts...)
 }

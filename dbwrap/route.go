@@ -206,8 +206,9 @@ func (c *conn) waitForReplica(ctx context.Context, set []*server, need uint64) *
 }
 
 // requiredPosition returns the highest write position the reads of ctx must
-// see: the token attached with WithConsistencyToken, the request session's,
-// and the user's remembered one (loaded once per request).
+// see: the token attached with WithConsistencyToken, the request session's
+// (its own writes', and an upstream service's from Labels.Position), and the
+// user's remembered one (loaded once per request).
 func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tenant.Labels, hasLabels bool) uint64 {
 	var need uint64
 	if o != nil && o.token != nil {
@@ -218,10 +219,7 @@ func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tena
 		return need
 	}
 	if !hasLabels || l.UserHash == "" {
-		if st := sessionStateOf(sess, false); st != nil {
-			need = max(need, st.pos.pos.Load())
-		}
-		return need
+		return max(need, sess.Position())
 	}
 	st := sessionStateOf(sess, true)
 	if !st.userLoaded.Load() {
@@ -231,10 +229,10 @@ func (cn *connector) requiredPosition(ctx context.Context, o *ctxOptions, l tena
 			cn.metrics.tokenStoreError(ctx)
 			return positionUnknown
 		}
-		st.pos.raise(p)
+		sess.RaisePosition(p)
 		st.userLoaded.Store(true)
 	}
-	return max(need, st.pos.pos.Load())
+	return max(need, sess.Position())
 }
 
 // recordWrite reads the primary's write position on ci (the primary conn
@@ -263,7 +261,7 @@ func (cn *connector) recordWrite(ctx context.Context, ci driver.Conn) {
 	if sess == nil {
 		return
 	}
-	sessionStateOf(sess, true).pos.record(pos)
+	sess.RecordWrite(pos)
 	if l, ok := tenant.FromContext(ctx); ok && l.UserHash != "" {
 		if err := cn.set.tokens.Save(ctx, userKey(l), pos, cn.set.tokenTTL); err != nil {
 			cn.metrics.tokenStoreError(ctx)

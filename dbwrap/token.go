@@ -2,7 +2,6 @@ package dbwrap
 
 import (
 	"context"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,7 @@ import (
 // known position replaces it (that write's position covers every earlier
 // write on the same primary), and it expires with its TTL like any other.
 // A TokenStore must implement that rule (see TokenStore.Save).
-const PositionUnknown uint64 = math.MaxUint64
+const PositionUnknown = tenant.PositionUnknown
 
 const positionUnknown = PositionUnknown
 
@@ -113,18 +112,17 @@ func WithConsistencyToken(ctx context.Context, token string) context.Context {
 }
 
 // ConsistencyToken returns the token that the reads through ctx must see:
-// the highest of the positions written through the request's tenant session
-// (see tenant.NewContext), of the token attached by WithConsistencyToken, and
-// of the user's remembered position once a read of this request loaded it.
-// ok is false when there is none. The propagation layer carries it to
-// downstream services, which attach it with WithConsistencyToken.
+// the highest of the request's position (tenant.PositionFromContext: the
+// positions written through the request's tenant session, see
+// tenant.NewContext, an upstream service's verified position, and the
+// user's remembered position once a read of this request loaded it) and of
+// the token attached by WithConsistencyToken. ok is false when there is
+// none. The engine's transports carry the request's position, signed, to
+// downstream services (X-Canary-Consistency), whose engines hand it to
+// their dbwrap; for other transports, attach the token with
+// WithConsistencyToken downstream.
 func ConsistencyToken(ctx context.Context) (token string, ok bool) {
-	var p uint64
-	if s := tenant.SessionFromContext(ctx); s != nil {
-		if v, found := s.Load(sessionKey{}); found {
-			p = v.(*sessionState).pos.pos.Load()
-		}
-	}
+	p := tenant.PositionFromContext(ctx)
 	if o := optionsFrom(ctx); o != nil && o.token != nil {
 		p = max(p, o.token.pos.Load())
 	}
@@ -137,10 +135,11 @@ func ConsistencyToken(ctx context.Context) (token string, ok bool) {
 // sessionKey is the tenant.Session key of the request's sessionState.
 type sessionKey struct{}
 
-// sessionState is what dbwrap keeps in a request's tenant.Session.
+// sessionState is what dbwrap keeps in a request's tenant.Session, besides
+// the request's position, which the session itself holds
+// (tenant.Session.RaisePosition) so that outgoing calls can carry it.
 type sessionState struct {
-	pos        tokenBox    // highest position this request must see
-	userLoaded atomic.Bool // the user's stored position was merged into pos
+	userLoaded atomic.Bool // the user's stored position was merged into the session's
 }
 
 // sessionStateOf returns the request's state, creating it when create is

@@ -19,7 +19,9 @@ import (
 // outgoing metadata, as [tenant.Propagate] describes: x-tenant-id, the cohort
 // under x-canary, the baggage members canary.cohort, canary.tenant and
 // canary.bucket merged into any baggage already there, and the signed
-// decision under x-canary-decision when [WithSigner] is given. It removes
+// decision under x-canary-decision when [WithSigner] is given, and the signed
+// write position of the calling request's writes under x-canary-consistency
+// when [WithPositionSigner] is given and the request has written. It removes
 // x-user-id: the raw user id never leaves the edge. Keys it sets are
 // replaced, never repeated.
 //
@@ -73,23 +75,30 @@ func (c config) outgoing(ctx context.Context) (context.Context, error) {
 	// later replaces it with its own client span's.
 	sc := trace.SpanContextFromContext(ctx)
 	addTrace := sc.IsValid() && !present(ctx, w.TraceParent)
+	pos := c.position(ctx)
 	var err error
 	if present(ctx, w.User) || present(ctx, w.Override) || present(ctx, w.Decision) || present(ctx, w.Baggage) ||
-		(l.Tenant != "" && present(ctx, w.Tenant)) {
+		(l.Tenant != "" && present(ctx, w.Tenant)) || present(ctx, w.Consistency) {
 		// Keys to replace or remove: rewrite a copy of the metadata.
 		md, _ := metadata.FromOutgoingContext(ctx)
 		if md == nil {
 			md = metadata.MD{}
 		}
 		err = tenant.Propagate(MD(md), w, l, c.sign)
+		if err == nil {
+			err = tenant.PropagatePosition(MD(md), w, l, pos, c.signPos)
+		}
 		if addTrace {
 			propagation.TraceContext{}.Inject(ctx, mdCarrier(md))
 		}
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	} else {
-		var buf [12]string
+		var buf [14]string
 		var kv []string
 		kv, err = tenant.AppendOutbound(buf[:0], w, l, c.sign)
+		if err == nil {
+			kv, err = tenant.AppendPosition(kv, w, l, pos, c.signPos)
+		}
 		if addTrace {
 			tc := &kvCarrier{}
 			propagation.TraceContext{}.Inject(ctx, tc)

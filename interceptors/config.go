@@ -19,6 +19,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	sign      tenant.SignFunc
+	signPos   tenant.PositionSignFunc // consistency.go: WithPositionSigner
 	outcome   OutcomeFunc
 	outcomeOn func() bool // WithOutcomeSwitch
 	strip     bool        // WithStripDecision

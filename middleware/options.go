@@ -15,10 +15,11 @@ type config struct {
 	proxies       []netip.Prefix
 	requireTenant bool
 	flagKey       string
-	sign          tenant.SignFunc // Transport: WithSigner
-	stripDecision bool            // New: WithStripDecision
-	outcome       OutcomeFunc     // outcome.go: WithOutcome
-	outcomeOn     func() bool     // outcome.go: WithOutcomeSwitch
+	sign          tenant.SignFunc         // Transport: WithSigner
+	signPos       tenant.PositionSignFunc // Transport: WithPositionSigner
+	stripDecision bool                    // New: WithStripDecision
+	outcome       OutcomeFunc             // outcome.go: WithOutcome
+	outcomeOn     func() bool             // outcome.go: WithOutcomeSwitch
 }
 
 func newConfig(opts []Option) config {

@@ -22,6 +22,10 @@ import (
 //   - with [WithSigner], the signed decision under X-Canary-Decision; without
 //     it, any X-Canary-Decision the request carries is removed, so a stale
 //     decision is never forwarded;
+//   - with [WithPositionSigner], the signed write position of the calling
+//     request's writes under X-Canary-Consistency, when it has one (see
+//     [WithPositionSigner]); otherwise any X-Canary-Consistency the request
+//     carries is removed;
 //   - Traceparent (and Tracestate) from the span context in the request's
 //     context, when the request has no Traceparent of its own: the next hop
 //     continues the same trace even when no OpenTelemetry propagator is
@@ -49,7 +53,7 @@ func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
 		base = http.DefaultTransport
 	}
 	c := newConfig(opts)
-	return &transport{base: base, sign: c.sign}
+	return &transport{base: base, sign: c.sign, signPos: c.signPos}
 }
 
 // WithSigner makes [Transport] send the signed decision that sign returns
@@ -68,8 +72,9 @@ func WithSigner(sign tenant.SignFunc) Option {
 
 // transport is the RoundTripper Transport returns.
 type transport struct {
-	base http.RoundTripper
-	sign tenant.SignFunc
+	base    http.RoundTripper
+	sign    tenant.SignFunc
+	signPos tenant.PositionSignFunc // consistency.go
 }
 
 var _ http.RoundTripper = (*transport)(nil)
@@ -83,7 +88,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	out.Header = cloneHeader(req.Header)
-	if err := tenant.Propagate(newHeaderSink(out.Header), tenant.HTTP, l, t.sign); err != nil {
+	sink := newHeaderSink(out.Header)
+	err := tenant.Propagate(sink, tenant.HTTP, l, t.sign)
+	if err == nil {
+		err = t.propagatePosition(sink, req, l)
+	}
+	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
 		}

@@ -2,7 +2,9 @@ package tenant
 
 import (
 	"context"
+	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // labelsKey is the context key under which a *labelsContext finds itself.
@@ -54,6 +56,9 @@ func NewContextWithCohortHeader(ctx context.Context, l Labels) (context.Context,
 func newLabelsContext(ctx context.Context, l Labels) *labelsContext {
 	c := &labelsContext{labels: l}
 	c.init(ctx)
+	if l.Position != 0 {
+		c.session.RaisePosition(l.Position)
+	}
 	return c
 }
 
@@ -102,6 +107,59 @@ func SessionFromContext(ctx context.Context) *Session {
 type Session struct {
 	mu     sync.Mutex
 	values map[any]any
+	pos    atomic.Uint64 // RaisePosition
+}
+
+// RaisePosition raises the write position that the request's reads must see
+// (and that its outgoing calls carry to the services they call) to at least
+// p; a lower p changes nothing. The database layer calls it after each write
+// of the request; a context made by [NewContext] with [Labels.Position] set
+// calls it with that position.
+func (s *Session) RaisePosition(p uint64) {
+	for {
+		old := s.pos.Load()
+		if old >= p || s.pos.CompareAndSwap(old, p) {
+			return
+		}
+	}
+}
+
+// PositionUnknown is the position of a write whose position could not be
+// read: no replica is known to have replayed it, so the reads that must see
+// it go to the primary. [Session.RecordWrite] lets a later write's known
+// position replace it.
+const PositionUnknown uint64 = math.MaxUint64
+
+// RecordWrite merges the position of a write the request made: as
+// [Session.RaisePosition], except that a known position replaces
+// [PositionUnknown], since a write's position covers every write committed
+// before it on the same primary.
+func (s *Session) RecordWrite(p uint64) {
+	for {
+		old := s.pos.Load()
+		next := max(old, p)
+		if old == PositionUnknown && p != 0 && p != PositionUnknown {
+			next = p
+		}
+		if next == old || s.pos.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// Position returns the highest write position raised by
+// [Session.RaisePosition], or 0.
+func (s *Session) Position() uint64 { return s.pos.Load() }
+
+// PositionFromContext returns the write position that the reads of the
+// request ctx belongs to must see ([Session.Position]), or 0 when ctx
+// carries no session or no position. Outbound adapters send it, signed, to
+// the services the request calls.
+func PositionFromContext(ctx context.Context) uint64 {
+	if s := SessionFromContext(ctx); s != nil {
+		return s.Position()
+	}
+	return 0
 }
 
 // Load returns the value stored under key, and whether there was one.

@@ -109,3 +109,23 @@ func TestNewContextWithCohortHeader(t *testing.T) {
 		t.Fatal("no session")
 	}
 }
+
+func TestSessionRecordWriteReplacesUnknown(t *testing.T) {
+	var s Session
+	s.RecordWrite(PositionUnknown)
+	if got := s.Position(); got != PositionUnknown {
+		t.Fatalf("after an unknown write: %x", got)
+	}
+	s.RaisePosition(10) // an upstream position does not lower it
+	if got := s.Position(); got != PositionUnknown {
+		t.Fatalf("RaisePosition lowered the unknown position to %x", got)
+	}
+	s.RecordWrite(20)
+	if got := s.Position(); got != 20 {
+		t.Fatalf("a known write left %x, want 20", got)
+	}
+	s.RecordWrite(15) // an older write's position never lowers it
+	if got := s.Position(); got != 20 {
+		t.Fatalf("an older write lowered the position to %d", got)
+	}
+}

@@ -88,4 +88,12 @@ type Labels struct {
 	TraceID string
 	// PlanVersion is the version of the rollout plan that decided.
 	PlanVersion int
+	// Position is the write position that the request's reads must see
+	// because an upstream service wrote it for this same request: an
+	// ordered 64-bit value the database layer defines (a PostgreSQL LSN for
+	// dbwrap), taken from a verified consistency token
+	// ([DecisionSigner.VerifyPosition]); 0 when none. It is this hop's
+	// floor, not part of the decision: a context made by [NewContext] raises
+	// its [Session]'s position to it ([PositionFromContext]).
+	Position uint64
 }

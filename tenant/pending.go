@@ -49,6 +49,9 @@ func (p *PendingContext) Parent() context.Context { return p.c.Context }
 // context Label returns is a distinct context with the labels it was asked
 // for.
 func (p *PendingContext) Label(l Labels) context.Context {
+	if l.Position != 0 {
+		p.c.session.RaisePosition(l.Position)
+	}
 	if !p.labelled.CompareAndSwap(false, true) {
 		return &labelsContext{Context: p.c.Context, labels: l, session: p.c.session}
 	}

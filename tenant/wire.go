@@ -17,6 +17,9 @@ const (
 	HeaderDecision    = "X-Canary-Decision" // signed decision from an upstream service
 	HeaderTraceParent = "Traceparent"       // W3C trace context
 	HeaderBaggage     = "Baggage"           // W3C baggage
+	// HeaderConsistency carries the signed write position of the calling
+	// request's writes (see [DecisionSigner.SignPosition]).
+	HeaderConsistency = "X-Canary-Consistency"
 )
 
 // Limits of the values canary accepts.
@@ -32,6 +35,7 @@ const (
 // Wire is the set of key names one transport uses. Use [HTTP] or [GRPC].
 type Wire struct {
 	Tenant, User, Override, Decision, TraceParent, Baggage string
+	Consistency                                            string // the signed write position
 	lower                                                  bool
 }
 
@@ -40,13 +44,15 @@ var (
 	HTTP = Wire{
 		Tenant: HeaderTenant, User: HeaderUser, Override: HeaderOverride,
 		Decision: HeaderDecision, TraceParent: HeaderTraceParent, Baggage: HeaderBaggage,
+		Consistency: HeaderConsistency,
 	}
 	// GRPC names the gRPC metadata keys: the HTTP names in lowercase.
 	GRPC = Wire{
 		Tenant: strings.ToLower(HeaderTenant), User: strings.ToLower(HeaderUser),
 		Override: strings.ToLower(HeaderOverride), Decision: strings.ToLower(HeaderDecision),
 		TraceParent: strings.ToLower(HeaderTraceParent), Baggage: strings.ToLower(HeaderBaggage),
-		lower: true,
+		Consistency: strings.ToLower(HeaderConsistency),
+		lower:       true,
 	}
 )
 
