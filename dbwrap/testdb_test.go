@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,10 +51,12 @@ func testApp(t testing.TB) string {
 		}
 		return '_'
 	}, name)
-	if len(name) > 40 {
-		name = name[:40]
+	if len(name) > 36 {
+		name = name[:36]
 	}
-	return fmt.Sprintf("dbwrap_%s_%d", name, testSeq.Add(1))
+	// The pid keeps names apart when two checkouts test against the same
+	// servers at once.
+	return fmt.Sprintf("dbwrap_%s_%d_%d", name, os.Getpid()%100000, testSeq.Add(1))
 }
 
 func withApp(dsn, app string) string {

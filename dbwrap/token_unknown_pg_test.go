@@ -34,6 +34,12 @@ func (d *cutDialect) WritePosition(ctx context.Context, q Querier) (uint64, erro
 	return d.Dialect.WritePosition(ctx, q)
 }
 
+// lagSample keeps the poller on the dialect's own lag sample, so that only
+// a write's position read can take the armed cut.
+func (d *cutDialect) lagSample(ctx context.Context, q Querier) (uint64, error) {
+	return d.Dialect.(lagSampler).lagSample(ctx, q)
+}
+
 // viaProxy returns dsn with its host:port replaced by the proxy's.
 func viaProxy(t *testing.T, dsn string, p *testenv.FaultProxy) string {
 	t.Helper()
