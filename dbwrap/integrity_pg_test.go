@@ -91,9 +91,12 @@ func TestPGTxBackendKilledNeverReconnects(t *testing.T) {
 					if errors.Is(err, driver.ErrBadConn) {
 						t.Errorf("insert %d: %v is driver.ErrBadConn inside a transaction", id, err)
 					}
+					if id > 2 && !errors.Is(err, ErrConnLost) {
+						t.Errorf("insert %d: %v does not match ErrConnLost", id, err)
+					}
 				}
-				if err := tx.Commit(); err == nil {
-					t.Error("Commit after the backend died succeeded")
+				if err := tx.Commit(); !errors.Is(err, ErrConnLost) {
+					t.Errorf("Commit after the backend died: %v, want ErrConnLost", err)
 				}
 				if err := tx.Rollback(); err == nil {
 					t.Error("Rollback after the backend died and Commit succeeded")
@@ -146,6 +149,9 @@ func TestPGPinnedSessionBackendKilledFails(t *testing.T) {
 					err := c.QueryRowContext(ctx, "select pg_backend_pid()").Scan(&got)
 					if err == nil {
 						t.Fatalf("statement %d after the backend died ran on backend %d (was %d): the session was replaced", i, got, pid)
+					}
+					if i > 0 && !errors.Is(err, ErrConnLost) {
+						t.Errorf("statement %d after the backend died: %v, want ErrConnLost", i, err)
 					}
 				}
 				c.Close()
