@@ -105,7 +105,8 @@ func TestCacheIsolatesTenants(t *testing.T) {
 }
 
 // TestCachePrivateAnswers: private answers (Cache-Control private, or to an
-// Authorization request without public) are keyed by the user hash.
+// Authorization request without public) are keyed by the user hash and the
+// request's credentials.
 func TestCachePrivateAnswers(t *testing.T) {
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/me" {
@@ -129,15 +130,17 @@ func TestCachePrivateAnswers(t *testing.T) {
 		ctx      context.Context
 		who, url string
 		want     string // "" for no cached answer
+		hdr      []string
 	}{
-		{alice, "alice", "/me", "for alice"},
-		{bob, "bob", "/me", ""},
-		{anon, "anonymous", "/me", ""},
-		{alice, "alice", "/token", "for alice"},
-		{bob, "bob", "/token", ""},
-		{bob, "bob", "/public", "for alice"}, // explicitly public: shared within the tenant
+		{alice, "alice", "/me", "for alice", nil},
+		{bob, "bob", "/me", "", nil},
+		{anon, "anonymous", "/me", "", nil},
+		{alice, "alice", "/token", "for alice", []string{"Authorization", "Bearer a"}},
+		{alice, "alice with another token", "/token", "", []string{"Authorization", "Bearer b"}},
+		{bob, "bob", "/token", "", []string{"Authorization", "Bearer a"}},
+		{bob, "bob", "/public", "for alice", nil}, // explicitly public: shared within the tenant
 	} {
-		r := do(t, tr, tc.ctx, "GET", "http://dep"+tc.url, "")
+		r := do(t, tr, tc.ctx, "GET", "http://dep"+tc.url, "", tc.hdr...)
 		got := ""
 		if r.servedBy == "cache" {
 			got = r.body
@@ -318,20 +321,20 @@ func TestCacheKeyIsUnambiguous(t *testing.T) {
 	}
 	keys := map[string]string{}
 	for name, k := range map[string]string{
-		"base":          cacheKey("dep", "acme", "", req("GET", "http://h/a?b"), nil),
-		"other tenant":  cacheKey("dep", "acm", "", req("GET", "http://h/a?b"), nil),
-		"tenant split":  cacheKey("de", "pacme", "", req("GET", "http://h/a?b"), nil),
-		"user":          cacheKey("dep", "acme", "u", req("GET", "http://h/a?b"), nil),
-		"method":        cacheKey("dep", "acme", "", req("HEAD", "http://h/a?b"), nil),
-		"path vs query": cacheKey("dep", "acme", "", req("GET", "http://h/a%3Fb"), nil),
-		"other name":    cacheKey("dep2", "acme", "", req("GET", "http://h/a?b"), nil),
+		"base":          cacheKey("dep", "acme", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"other tenant":  cacheKey("dep", "acm", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"tenant split":  cacheKey("de", "pacme", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"user":          cacheKey("dep", "acme", "u", true, req("GET", "http://h/a?b"), nil, nil),
+		"method":        cacheKey("dep", "acme", "", false, req("HEAD", "http://h/a?b"), nil, nil),
+		"path vs query": cacheKey("dep", "acme", "", false, req("GET", "http://h/a%3Fb"), nil, nil),
+		"other name":    cacheKey("dep2", "acme", "", false, req("GET", "http://h/a?b"), nil, nil),
 	} {
 		if prev, dup := keys[k]; dup {
 			t.Errorf("%s and %s share key %s", name, prev, k)
 		}
 		keys[k] = name
 	}
-	if a, b := cacheKey("dep", "acme", "", req("GET", "http://one/a"), nil), cacheKey("dep", "acme", "", req("GET", "http://two/a"), nil); a != b {
+	if a, b := cacheKey("dep", "acme", "", false, req("GET", "http://one/a"), nil, nil), cacheKey("dep", "acme", "", false, req("GET", "http://two/a"), nil, nil); a != b {
 		t.Error("the request's host (replaced by the endpoint's) changes the key")
 	}
 }
