@@ -20,8 +20,8 @@ const (
 	DefaultMaxCacheBodyBytes = 1 << 20
 	// DefaultMaxReplayBodyBytes is the default of Config.MaxReplayBodyBytes.
 	DefaultMaxReplayBodyBytes = 1 << 20
-	DefaultBreakerFailures   = 5
-	DefaultBreakerDelay      = 10 * time.Second
+	DefaultBreakerFailures    = 5
+	DefaultBreakerDelay       = 10 * time.Second
 )
 
 // Config configures [NewTransport]. The zero value of every optional field is
