@@ -285,16 +285,19 @@ func TestMemoryCacheBoundsAndTTL(t *testing.T) {
 	if _, err := NewMemoryCache(10, 0); err == nil {
 		t.Error("ttl 0 accepted")
 	}
-	c, _ := NewMemoryCache(1000, time.Minute)
+	if _, err := NewMemoryCacheWith(MemoryCacheConfig{MaxBytes: 10, TTL: time.Minute, MaxTenantBytes: -1}); err == nil || !strings.Contains(err.Error(), "MaxTenantBytes") {
+		t.Errorf("negative MaxTenantBytes: %v", err)
+	}
+	c, _ := NewMemoryCacheWith(MemoryCacheConfig{MaxBytes: 3000, MaxTenantBytes: 3000, TTL: time.Minute})
 	mc := c.(*memoryCache)
 	now := time.Unix(1000, 0)
 	mc.now = func() time.Time { return now }
 	ctx := context.Background()
 	entry := func(n int) *Entry { return &Entry{Status: 200, Body: bytes.Repeat([]byte("x"), n)} }
-	c.Set(ctx, "a", entry(300))
-	c.Set(ctx, "b", entry(300))
+	c.Set(ctx, "a", entry(700))
+	c.Set(ctx, "b", entry(700))
 	c.Get(ctx, "a") // a is now more recently used than b
-	c.Set(ctx, "c", entry(300))
+	c.Set(ctx, "c", entry(700))
 	if _, ok, _ := c.Get(ctx, "b"); ok {
 		t.Error("the least recently used entry was not evicted")
 	}
