@@ -35,8 +35,8 @@ type app struct {
 	httpSrv  *http.Server
 	adminSrv *http.Server
 	grpcSrv  *grpc.Server
-	done    []chan struct{}
-	closers []func(context.Context) error // run in reverse order
+	done     []chan struct{}
+	closers  []func(context.Context) error // run in reverse order
 }
 
 // start builds and starts everything; on error, what was started is stopped.
