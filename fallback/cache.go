@@ -27,11 +27,18 @@ import (
 // not listed in Config.CacheVary, and shared answers that set a cookie.
 //
 // Keys always include the dependency name, the tenant, the method, the URL
-// path and query, and the values of the Config.CacheVary headers; answers
-// marked Cache-Control private, and answers to requests carrying
-// Authorization that are not marked public, are keyed by the user hash too
-// (and not stored when the request has none). So no tenant, and for private
-// answers no user, can read another's answer.
+// path and query, and the values of the Config.CacheVary headers. Private
+// answers — marked Cache-Control private, or answering a request that carried
+// Authorization, Cookie or a Config.SessionHeaders header without being marked
+// public — are keyed by the user hash and the values of those credential
+// headers too (and not stored when the request has neither), so no tenant,
+// and for private answers no other user nor an anonymous request, can read
+// another's answer. Answers that set a cookie are never stored.
+//
+// Keys read "canary:fallback:v2:<partition>:<s|u>:<hex>", where the partition
+// names the dependency's tenant: [NewMemoryCache] and [NewRedisCache] bound
+// the space each partition takes, so that clients choosing random tenant ids
+// cannot fill the cache.
 //
 // Implementations must be safe for concurrent use. They must not modify an
 // Entry passed to Set or returned by Get; the transport does not either.
@@ -72,12 +79,22 @@ var ErrCacheEntry = errors.New("fallback: malformed cache entry")
 
 // cacheKeyVersion changes whenever the key layout changes, so old entries
 // are never misread.
-const cacheKeyVersion = "v1"
+const cacheKeyVersion = "v2"
 
-// cacheKey returns the key of an answer to req for the tenant and, when
-// userHash is not "", that user. Every field is length-prefixed before
-// hashing, so no two distinct field lists share a key.
-func cacheKey(name, tenantID, userHash string, req *http.Request, vary []string) string {
+// cacheKeyPrefix starts every key the transport builds.
+const cacheKeyPrefix = "canary:fallback:" + cacheKeyVersion + ":"
+
+// cacheKey returns the key of an answer to req for the tenant. A private key
+// (private=true) also holds the user hash and the values of the request's
+// credential headers (creds: Authorization, Cookie and Config.SessionHeaders),
+// so that only a request of the same user presenting the same credentials
+// finds it. Every field is length-prefixed before hashing, so no two distinct
+// field lists share a key.
+//
+// The key reads "canary:fallback:v2:<partition>:<s|u>:<sha256>", where the
+// partition (16 hex digits) hashes the dependency name and the tenant: the
+// caches bound the space each partition takes (see [Cache]).
+func cacheKey(name, tenantID, userHash string, private bool, req *http.Request, vary, creds []string) string {
 	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
 	field := func(s string) {
@@ -86,7 +103,16 @@ func cacheKey(name, tenantID, userHash string, req *http.Request, vary []string)
 	}
 	field(name)
 	field(tenantID)
-	field(userHash)
+	kind := "s" // shared within the tenant
+	if private {
+		kind = "u" // private to a user
+		field(userHash)
+		for _, c := range creds {
+			field(c)
+			field(strings.Join(req.Header.Values(c), "\n"))
+		}
+	}
+	field(kind)
 	field(req.Method)
 	field(req.URL.EscapedPath())
 	field(req.URL.RawQuery)
@@ -96,11 +122,33 @@ func cacheKey(name, tenantID, userHash string, req *http.Request, vary []string)
 		field(strings.Join(vs, "\n"))
 	}
 	var sum [sha256.Size]byte
-	kind := "s" // shared
-	if userHash != "" {
-		kind = "u" // private to a user
+	return cacheKeyPrefix + partition(name, tenantID) + ":" + kind + ":" + hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// partition returns the 16 hex digits naming the space of a dependency's
+// tenant in the cache.
+func partition(name, tenantID string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(name)))])
+	h.Write([]byte(name))
+	h.Write([]byte(tenantID))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:8])
+}
+
+// keyPartition returns the partition of a key built by cacheKey, or "-" for
+// any other key (a Cache used directly shares one partition for those).
+func keyPartition(key string) string {
+	rest, ok := strings.CutPrefix(key, cacheKeyPrefix)
+	if !ok {
+		return "-"
 	}
-	return "canary:fallback:" + cacheKeyVersion + ":" + kind + ":" + hex.EncodeToString(h.Sum(sum[:0]))
+	p, _, ok := strings.Cut(rest, ":")
+	if !ok || p == "" {
+		return "-"
+	}
+	return p
 }
 
 // cacheControl holds the directives of Cache-Control headers that matter
@@ -142,8 +190,27 @@ func cacheableRequest(req *http.Request) bool {
 	return !parseCacheControl(req.Header).noStore
 }
 
+// credentialed reports whether req carries one of the credential headers
+// (Authorization, Cookie, Config.SessionHeaders): its answer is private.
+func (t *transport) credentialed(req *http.Request) bool {
+	for _, c := range t.cfg.creds {
+		if len(req.Header[c]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // storeKey returns the key under which resp, the answer to req, is stored,
 // or "" when it must not be stored.
+//
+// Private answers — marked Cache-Control private, or answering a request that
+// carried credentials (Authorization, Cookie, a Config.SessionHeaders header)
+// and not marked public — are stored under the user's own key (user hash and
+// credentials), never under the tenant's shared key; not at all when the
+// request names no user and carries no credentials. Answers that set a cookie
+// are never stored, private or not: replaying a Set-Cookie later could restore
+// a session the user has left.
 func (t *transport) storeKey(req *http.Request, l tenant.Labels, resp *http.Response) string {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.StatusCode == http.StatusPartialContent {
 		return ""
@@ -153,6 +220,9 @@ func (t *transport) storeKey(req *http.Request, l tenant.Labels, resp *http.Resp
 	}
 	cc := parseCacheControl(resp.Header)
 	if cc.noStore {
+		return ""
+	}
+	if len(resp.Header.Values("Set-Cookie")) > 0 {
 		return ""
 	}
 	for _, line := range resp.Header.Values("Vary") {
@@ -166,17 +236,14 @@ func (t *transport) storeKey(req *http.Request, l tenant.Labels, resp *http.Resp
 			}
 		}
 	}
-	private := cc.private || req.Header.Get("Authorization") != "" && !cc.public
-	if private {
-		if l.UserHash == "" {
+	cred := t.credentialed(req)
+	if cc.private || cred && !cc.public {
+		if l.UserHash == "" && !cred {
 			return ""
 		}
-		return cacheKey(t.cfg.Name, l.Tenant, l.UserHash, req, t.cfg.CacheVary)
+		return cacheKey(t.cfg.Name, l.Tenant, l.UserHash, true, req, t.cfg.CacheVary, t.cfg.creds)
 	}
-	if len(resp.Header.Values("Set-Cookie")) > 0 {
-		return ""
-	}
-	return cacheKey(t.cfg.Name, l.Tenant, "", req, t.cfg.CacheVary)
+	return cacheKey(t.cfg.Name, l.Tenant, "", false, req, t.cfg.CacheVary, nil)
 }
 
 func (t *transport) varies(canonical string) bool {
@@ -189,12 +256,13 @@ func (t *transport) varies(canonical string) bool {
 }
 
 // lookupKeys returns the keys to try for req, most specific first: the
-// user's own key (when the request names a user), then the tenant's shared
-// key.
+// user's own key (when the request names a user or carries credentials),
+// then the tenant's shared key (answers stored from requests without
+// credentials, or marked public).
 func (t *transport) lookupKeys(req *http.Request, l tenant.Labels) []string {
-	shared := cacheKey(t.cfg.Name, l.Tenant, "", req, t.cfg.CacheVary)
-	if l.UserHash == "" {
+	shared := cacheKey(t.cfg.Name, l.Tenant, "", false, req, t.cfg.CacheVary, nil)
+	if l.UserHash == "" && !t.credentialed(req) {
 		return []string{shared}
 	}
-	return []string{cacheKey(t.cfg.Name, l.Tenant, l.UserHash, req, t.cfg.CacheVary), shared}
+	return []string{cacheKey(t.cfg.Name, l.Tenant, l.UserHash, true, req, t.cfg.CacheVary, t.cfg.creds), shared}
 }

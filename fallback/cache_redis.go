@@ -12,35 +12,95 @@ import (
 )
 
 // redisCache is a Cache in Redis: one string per entry, in a compact binary
-// encoding, expiring after ttl.
+// encoding, expiring after ttl, and two sorted sets of entry keys by store
+// time (one per partition, one for the whole cache) that bound how many
+// entries a tenant, and the cache, hold.
 type redisCache struct {
-	client *redis.Client
-	ttl    time.Duration
+	client                 *redis.Client
+	ttl                    time.Duration
+	prefix                 string
+	maxKeys, maxTenantKeys int64
 }
 
 var _ Cache = (*redisCache)(nil)
 
+// Defaults of [RedisCacheConfig].
+const (
+	DefaultRedisMaxKeys       = 50_000
+	DefaultRedisMaxTenantKeys = 1_000
+)
+
+// RedisCacheConfig configures [NewRedisCacheWith].
+type RedisCacheConfig struct {
+	// Client is the Redis client (required); the cache does not close it.
+	// A single Redis server (or primary): the store script touches keys of
+	// several partitions.
+	Client *redis.Client
+	// TTL is how long an entry is kept: how stale a served answer may be.
+	// At least a millisecond (required).
+	TTL time.Duration
+	// Prefix is prepended to every key the cache writes (entries and
+	// indexes), e.g. to share a Redis between environments. Default: none
+	// (keys start with "canary:fallback:").
+	Prefix string
+	// MaxKeys bounds the number of entries of the whole cache; beyond it
+	// the oldest stored entries are deleted. Default:
+	// [DefaultRedisMaxKeys].
+	MaxKeys int64
+	// MaxTenantKeys bounds the number of entries of one tenant of one
+	// dependency; beyond it that tenant's oldest entries are deleted, so
+	// that a tenant (or a client inventing tenant ids) never takes more.
+	// Default: [DefaultRedisMaxTenantKeys], at most MaxKeys.
+	MaxTenantKeys int64
+}
+
 // NewRedisCache returns a Cache stored in Redis through client, whose
-// entries expire ttl after they were stored (Redis evicts them; configure
-// its maxmemory policy to bound the size). Several processes sharing one
-// Redis share the answers; the keys (prefix "canary:fallback:") include the
-// dependency name and tenant, see [Cache]. client must not be nil and ttl
-// must be at least a millisecond.
+// entries expire ttl after they were stored, with at most
+// [DefaultRedisMaxKeys] entries in all and [DefaultRedisMaxTenantKeys] per
+// tenant of a dependency (see [NewRedisCacheWith] to change them). Several
+// processes sharing one Redis share the answers; the keys (prefix
+// "canary:fallback:") include the dependency name and tenant, see [Cache].
+// client must not be nil and ttl must be at least a millisecond.
+//
+// Each Set runs one Lua script: it stores the entry, indexes it, deletes the
+// oldest entries beyond the tenant's and the cache's bounds, and removes up to
+// 64 expired keys from the indexes, atomically. The memory it takes is at most
+// about MaxKeys × (Config.MaxCacheBodyBytes + headers) plus the indexes; keep a
+// Redis maxmemory policy as the last resort.
 //
 // It is safe for concurrent use. The client is not closed by the cache.
 func NewRedisCache(client *redis.Client, ttl time.Duration) (Cache, error) {
-	if client == nil {
-		return nil, errors.New("fallback: NewRedisCache: client is nil")
+	return NewRedisCacheWith(RedisCacheConfig{Client: client, TTL: ttl})
+}
+
+// NewRedisCacheWith returns a Cache stored in Redis configured by c; see
+// [NewRedisCache] and [RedisCacheConfig]. Errors name the field.
+func NewRedisCacheWith(c RedisCacheConfig) (Cache, error) {
+	if c.Client == nil {
+		return nil, errors.New("fallback: RedisCacheConfig.Client: nil")
 	}
-	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("fallback: NewRedisCache: ttl %v is shorter than 1ms", ttl)
+	if c.TTL < time.Millisecond {
+		return nil, fmt.Errorf("fallback: RedisCacheConfig.TTL: %v is shorter than 1ms", c.TTL)
 	}
-	return &redisCache{client: client, ttl: ttl}, nil
+	switch {
+	case c.MaxKeys < 0:
+		return nil, fmt.Errorf("fallback: RedisCacheConfig.MaxKeys: %d is negative", c.MaxKeys)
+	case c.MaxKeys == 0:
+		c.MaxKeys = DefaultRedisMaxKeys
+	}
+	switch {
+	case c.MaxTenantKeys < 0:
+		return nil, fmt.Errorf("fallback: RedisCacheConfig.MaxTenantKeys: %d is negative", c.MaxTenantKeys)
+	case c.MaxTenantKeys == 0:
+		c.MaxTenantKeys = DefaultRedisMaxTenantKeys
+	}
+	return &redisCache{client: c.Client, ttl: c.TTL, prefix: c.Prefix,
+		maxKeys: c.MaxKeys, maxTenantKeys: min(c.MaxTenantKeys, c.MaxKeys)}, nil
 }
 
 // Get reads and decodes the entry under key.
 func (c *redisCache) Get(ctx context.Context, key string) (*Entry, bool, error) {
-	b, err := c.client.Get(ctx, key).Bytes()
+	b, err := c.client.Get(ctx, c.prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
@@ -54,9 +114,58 @@ func (c *redisCache) Get(ctx context.Context, key string) (*Entry, bool, error) 
 	return e, true, nil
 }
 
-// Set encodes e and stores it under key with the cache's TTL.
+// Index keys, after the cache's prefix: the whole cache's sorted set, and
+// each partition's (followed by the partition).
+const (
+	redisIndexAll       = "canary:fallback:idx"
+	redisIndexPartition = "canary:fallback:idx:"
+)
+
+// storeScript stores an entry and enforces the bounds.
+//
+// KEYS[1] the entry's Redis key, KEYS[2] its partition's index, KEYS[3] the
+// whole cache's index. ARGV: 1 the entry's key (index member, without the
+// prefix), 2 the encoded entry, 3 TTL ms, 4 now ms, 5 max keys per
+// partition, 6 max keys, 7 the prefix. Members of the indexes are keys
+// without the prefix; a member's partition index is derived from it as
+// keyPartition does.
+var storeScript = redis.NewScript(`
+local prefix = ARGV[7]
+local function pidx(m)
+  local p = string.match(m, '^canary:fallback:v2:([^:]+):')
+  return prefix .. 'canary:fallback:idx:' .. (p or '-')
+end
+local function evict(m)
+  redis.call('DEL', prefix .. m)
+  redis.call('ZREM', KEYS[3], m)
+  redis.call('ZREM', pidx(m), m)
+end
+local now, ttl = tonumber(ARGV[4]), tonumber(ARGV[3])
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - ttl, 'LIMIT', 0, 64)) do
+  evict(m)
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+if n > 0 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, n - 1)) do evict(m) end
+end
+n = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if n > 0 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, n - 1)) do evict(m) end
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 0
+`)
+
+// Set encodes e, stores it under key with the cache's TTL and deletes the
+// oldest entries beyond the bounds, in one script.
 func (c *redisCache) Set(ctx context.Context, key string, e *Entry) error {
-	if err := c.client.Set(ctx, key, encodeEntry(e), c.ttl).Err(); err != nil {
+	keys := []string{c.prefix + key, c.prefix + redisIndexPartition + keyPartition(key), c.prefix + redisIndexAll}
+	err := storeScript.Run(ctx, c.client, keys, key, encodeEntry(e), c.ttl.Milliseconds(),
+		time.Now().UnixMilli(), c.maxTenantKeys, c.maxKeys, c.prefix).Err()
+	if err != nil {
 		return fmt.Errorf("fallback: redis cache set: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,16 @@ func TestNewRedisCacheErrors(t *testing.T) {
 	defer client.Close()
 	if _, err := NewRedisCache(client, 0); err == nil {
 		t.Error("ttl 0 accepted")
+	}
+	for field, c := range map[string]RedisCacheConfig{
+		"MaxKeys":       {Client: client, TTL: time.Minute, MaxKeys: -1},
+		"MaxTenantKeys": {Client: client, TTL: time.Minute, MaxTenantKeys: -1},
+		"TTL":           {Client: client},
+		"Client":        {TTL: time.Minute},
+	} {
+		if _, err := NewRedisCacheWith(c); err == nil || !strings.Contains(err.Error(), "RedisCacheConfig."+field) {
+			t.Errorf("bad %s: error %v does not name it", field, err)
+		}
 	}
 }
 

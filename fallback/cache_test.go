@@ -105,7 +105,8 @@ func TestCacheIsolatesTenants(t *testing.T) {
 }
 
 // TestCachePrivateAnswers: private answers (Cache-Control private, or to an
-// Authorization request without public) are keyed by the user hash.
+// Authorization request without public) are keyed by the user hash and the
+// request's credentials.
 func TestCachePrivateAnswers(t *testing.T) {
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/me" {
@@ -129,15 +130,17 @@ func TestCachePrivateAnswers(t *testing.T) {
 		ctx      context.Context
 		who, url string
 		want     string // "" for no cached answer
+		hdr      []string
 	}{
-		{alice, "alice", "/me", "for alice"},
-		{bob, "bob", "/me", ""},
-		{anon, "anonymous", "/me", ""},
-		{alice, "alice", "/token", "for alice"},
-		{bob, "bob", "/token", ""},
-		{bob, "bob", "/public", "for alice"}, // explicitly public: shared within the tenant
+		{alice, "alice", "/me", "for alice", nil},
+		{bob, "bob", "/me", "", nil},
+		{anon, "anonymous", "/me", "", nil},
+		{alice, "alice", "/token", "for alice", []string{"Authorization", "Bearer a"}},
+		{alice, "alice with another token", "/token", "", []string{"Authorization", "Bearer b"}},
+		{bob, "bob", "/token", "", []string{"Authorization", "Bearer a"}},
+		{bob, "bob", "/public", "for alice", nil}, // explicitly public: shared within the tenant
 	} {
-		r := do(t, tr, tc.ctx, "GET", "http://dep"+tc.url, "")
+		r := do(t, tr, tc.ctx, "GET", "http://dep"+tc.url, "", tc.hdr...)
 		got := ""
 		if r.servedBy == "cache" {
 			got = r.body
@@ -282,16 +285,19 @@ func TestMemoryCacheBoundsAndTTL(t *testing.T) {
 	if _, err := NewMemoryCache(10, 0); err == nil {
 		t.Error("ttl 0 accepted")
 	}
-	c, _ := NewMemoryCache(1000, time.Minute)
+	if _, err := NewMemoryCacheWith(MemoryCacheConfig{MaxBytes: 10, TTL: time.Minute, MaxTenantBytes: -1}); err == nil || !strings.Contains(err.Error(), "MaxTenantBytes") {
+		t.Errorf("negative MaxTenantBytes: %v", err)
+	}
+	c, _ := NewMemoryCacheWith(MemoryCacheConfig{MaxBytes: 3000, MaxTenantBytes: 3000, TTL: time.Minute})
 	mc := c.(*memoryCache)
 	now := time.Unix(1000, 0)
 	mc.now = func() time.Time { return now }
 	ctx := context.Background()
 	entry := func(n int) *Entry { return &Entry{Status: 200, Body: bytes.Repeat([]byte("x"), n)} }
-	c.Set(ctx, "a", entry(300))
-	c.Set(ctx, "b", entry(300))
+	c.Set(ctx, "a", entry(700))
+	c.Set(ctx, "b", entry(700))
 	c.Get(ctx, "a") // a is now more recently used than b
-	c.Set(ctx, "c", entry(300))
+	c.Set(ctx, "c", entry(700))
 	if _, ok, _ := c.Get(ctx, "b"); ok {
 		t.Error("the least recently used entry was not evicted")
 	}
@@ -318,20 +324,20 @@ func TestCacheKeyIsUnambiguous(t *testing.T) {
 	}
 	keys := map[string]string{}
 	for name, k := range map[string]string{
-		"base":          cacheKey("dep", "acme", "", req("GET", "http://h/a?b"), nil),
-		"other tenant":  cacheKey("dep", "acm", "", req("GET", "http://h/a?b"), nil),
-		"tenant split":  cacheKey("de", "pacme", "", req("GET", "http://h/a?b"), nil),
-		"user":          cacheKey("dep", "acme", "u", req("GET", "http://h/a?b"), nil),
-		"method":        cacheKey("dep", "acme", "", req("HEAD", "http://h/a?b"), nil),
-		"path vs query": cacheKey("dep", "acme", "", req("GET", "http://h/a%3Fb"), nil),
-		"other name":    cacheKey("dep2", "acme", "", req("GET", "http://h/a?b"), nil),
+		"base":          cacheKey("dep", "acme", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"other tenant":  cacheKey("dep", "acm", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"tenant split":  cacheKey("de", "pacme", "", false, req("GET", "http://h/a?b"), nil, nil),
+		"user":          cacheKey("dep", "acme", "u", true, req("GET", "http://h/a?b"), nil, nil),
+		"method":        cacheKey("dep", "acme", "", false, req("HEAD", "http://h/a?b"), nil, nil),
+		"path vs query": cacheKey("dep", "acme", "", false, req("GET", "http://h/a%3Fb"), nil, nil),
+		"other name":    cacheKey("dep2", "acme", "", false, req("GET", "http://h/a?b"), nil, nil),
 	} {
 		if prev, dup := keys[k]; dup {
 			t.Errorf("%s and %s share key %s", name, prev, k)
 		}
 		keys[k] = name
 	}
-	if a, b := cacheKey("dep", "acme", "", req("GET", "http://one/a"), nil), cacheKey("dep", "acme", "", req("GET", "http://two/a"), nil); a != b {
+	if a, b := cacheKey("dep", "acme", "", false, req("GET", "http://one/a"), nil, nil), cacheKey("dep", "acme", "", false, req("GET", "http://two/a"), nil, nil); a != b {
 		t.Error("the request's host (replaced by the endpoint's) changes the key")
 	}
 }

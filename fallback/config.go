@@ -18,8 +18,10 @@ const (
 	DefaultBudget            = 5 * time.Second
 	DefaultCacheTimeout      = 20 * time.Millisecond
 	DefaultMaxCacheBodyBytes = 1 << 20
-	DefaultBreakerFailures   = 5
-	DefaultBreakerDelay      = 10 * time.Second
+	// DefaultMaxReplayBodyBytes is the default of Config.MaxReplayBodyBytes.
+	DefaultMaxReplayBodyBytes = 1 << 20
+	DefaultBreakerFailures    = 5
+	DefaultBreakerDelay       = 10 * time.Second
 )
 
 // Config configures [NewTransport]. The zero value of every optional field is
@@ -87,6 +89,22 @@ type Config struct {
 	// "Accept", "Accept-Language"). An answer whose Vary header names a
 	// header not in this list, or is "*", is not stored.
 	CacheVary []string
+	// SessionHeaders names request headers that identify a user's session
+	// besides Authorization and Cookie, which always do (e.g.
+	// "X-Session-Token"). The answer to a request carrying any of them is
+	// private: it is stored only under that user's own key (user hash and
+	// the values of these headers), never served to another user or to an
+	// anonymous request; see [Cache].
+	SessionHeaders []string
+	// MaxReplayBodyBytes is the largest request body kept in memory so that
+	// it can be sent again to the next endpoint. A body declared larger
+	// (Content-Length), or of unknown length that turns out larger once this
+	// many bytes were read ahead, is streamed to one endpoint and never
+	// replayed: if that attempt fails after the body was handed to it,
+	// RoundTrip returns the failure (an [*Error] matching [ErrBodyNotReplayed]
+	// and [ErrNotReplayed], or the 5xx answer). With a single endpoint in the
+	// chain, bodies are never buffered. Default: [DefaultMaxReplayBodyBytes].
+	MaxReplayBodyBytes int64
 
 	// Compare, when set, enables shadow comparison: a sampled share of the
 	// stable cohort's GETs is also sent to Canary in the background and the
@@ -156,6 +174,7 @@ type config struct {
 	Config
 	stable, canary, shadow *url.URL
 	timeout                [2]time.Duration // by cohortIndex
+	creds                  []string         // credential headers, canonical, sorted
 }
 
 // cohortIndex maps a cohort to an index of per-cohort arrays.
@@ -260,6 +279,20 @@ func (c Config) validate() (*config, error) {
 		vary = append(vary, http.CanonicalHeaderKey(h))
 	}
 	v.CacheVary = sortedUnique(vary)
+	creds := []string{"Authorization", "Cookie"}
+	for i, h := range c.SessionHeaders {
+		if !validHeaderName(h) {
+			return nil, fieldErr(fmt.Sprintf("SessionHeaders[%d]", i), "%q is not a header name", h)
+		}
+		creds = append(creds, http.CanonicalHeaderKey(h))
+	}
+	v.creds = sortedUnique(creds)
+	switch {
+	case v.MaxReplayBodyBytes < 0:
+		return nil, fieldErr("MaxReplayBodyBytes", "%d is negative", v.MaxReplayBodyBytes)
+	case v.MaxReplayBodyBytes == 0:
+		v.MaxReplayBodyBytes = DefaultMaxReplayBodyBytes
+	}
 	if c.Compare != nil {
 		cmp := *c.Compare
 		if v.canary == nil {

@@ -12,6 +12,10 @@
 // fallback that reads a [Cache] ([NewMemoryCache], [NewRedisCache]).
 // Requests that are not idempotent are sent to another endpoint only when
 // they certainly were not sent (connection refused, open circuit).
+// Request bodies are kept for replay only up to Config.MaxReplayBodyBytes;
+// larger ones are streamed to one endpoint. Answers to requests carrying
+// credentials (Authorization, Cookie, Config.SessionHeaders) are cached for
+// that user only, and the caches bound each tenant's share.
 //
 // Answers say who served them (X-Canary-Served-By) and why a fallback
 // happened (X-Canary-Fallback-Reason). Optionally, a sampled share of the

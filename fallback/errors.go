@@ -21,6 +21,12 @@ var (
 	// ErrExhausted: every endpoint of the chain failed and no cached answer
 	// was found (or the request is not cacheable).
 	ErrExhausted = errors.New("fallback: every endpoint failed")
+	// ErrBodyNotReplayed: the request's body is larger than
+	// Config.MaxReplayBodyBytes (or of unknown length and turned out larger),
+	// so it was streamed to one endpoint and, that attempt having failed,
+	// could not be sent to another. Errors matching it match ErrNotReplayed
+	// too.
+	ErrBodyNotReplayed = errors.New("fallback: not replayed: the request body is larger than Config.MaxReplayBodyBytes and was sent once")
 	// ErrNoTime: an attempt was skipped because the request's deadline left
 	// no time for it after the cache reserve (Config.CacheTimeout).
 	ErrNoTime = errors.New("fallback: no time left before the request's deadline")
@@ -37,6 +43,10 @@ type Error struct {
 	// NotReplayed is true when the chain stopped because the request is not
 	// idempotent and may have been sent.
 	NotReplayed bool
+	// BodyNotReplayed is true when the chain stopped because the request's
+	// body was larger than Config.MaxReplayBodyBytes and had been handed to
+	// the failed attempt (NotReplayed is true too).
+	BodyNotReplayed bool
 	// Err is the error of the last attempt.
 	Err error
 }
@@ -44,9 +54,12 @@ type Error struct {
 // Error describes the attempts and the last error.
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.NotReplayed {
+	switch {
+	case e.BodyNotReplayed:
+		b.WriteString(ErrBodyNotReplayed.Error())
+	case e.NotReplayed:
 		b.WriteString(ErrNotReplayed.Error())
-	} else {
+	default:
 		b.WriteString(ErrExhausted.Error())
 	}
 	b.WriteString(" (")
@@ -62,9 +75,11 @@ func (e *Error) Error() string {
 // Unwrap returns the error of the last attempt.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches ErrNotReplayed or ErrExhausted, whichever applies.
+// Is matches ErrNotReplayed (and ErrBodyNotReplayed when the body was the
+// reason) or ErrExhausted, whichever applies.
 func (e *Error) Is(target error) bool {
-	return target == ErrNotReplayed && e.NotReplayed || target == ErrExhausted && !e.NotReplayed
+	return target == ErrNotReplayed && e.NotReplayed || target == ErrExhausted && !e.NotReplayed ||
+		target == ErrBodyNotReplayed && e.BodyNotReplayed
 }
 
 // reason says why an attempt failed. Its text is the token used in the

@@ -121,3 +121,20 @@ func ExampleNewUnaryClientInterceptor() {
 	fmt.Println(resp.GetStatus(), err)
 	// Output: SERVING <nil>
 }
+
+// A cache shared by many tenants, each bounded to its share: a client
+// inventing tenant ids cannot evict more than the least recently used
+// entries, nor grow the cache past MaxBytes.
+func ExampleNewMemoryCacheWith() {
+	cache, err := fallback.NewMemoryCacheWith(fallback.MemoryCacheConfig{
+		MaxBytes:       64 << 20, // in all
+		MaxTenantBytes: 4 << 20,  // per tenant of a dependency
+		TTL:            10 * time.Minute,
+	})
+	fmt.Println(cache != nil, err)
+	_, err = fallback.NewMemoryCacheWith(fallback.MemoryCacheConfig{MaxBytes: 1 << 20, TTL: time.Minute, MaxTenantBytes: -1})
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// fallback: MemoryCacheConfig.MaxTenantBytes: -1 is negative
+}

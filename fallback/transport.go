@@ -217,11 +217,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st.idempotent = idempotent(req)
 	st.cacheable = t.cfg.Cache != nil && cacheableRequest(req)
 	st.hopCtx = st
+	var err error
+	if st.body, err = newReqBody(req, t.cfg.MaxReplayBodyBytes, t.multi[ci]); err != nil {
+		return nil, err
+	}
+	defer st.body.finish()
 	if t.multi[ci] {
-		var err error
-		if st.req, err = replayable(req); err != nil {
-			return nil, err
-		}
 		if !st.idempotent && t.traceable {
 			st.hopCtx = httptrace.WithClientTrace(st, &httptrace.ClientTrace{
 				GotConn: func(httptrace.GotConnInfo) { st.gotConn.Store(true) },
@@ -229,7 +230,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	var resp *http.Response
-	var err error
 	if ex := t.chain[ci]; ex != nil {
 		resp, err = ex.WithContext(st).GetWithExecution(runFirst)
 	} else {
@@ -262,6 +262,12 @@ func (t *transport) next(st *reqState, to role, resp *http.Response, err error) 
 	}
 	if st.sent && !st.idempotent {
 		st.stopped, st.notReplayed = true, true
+		return resp, err
+	}
+	if to != roleCache && st.body != nil && !st.body.reusable() {
+		// A body larger than MaxReplayBodyBytes went to this attempt:
+		// nothing is left to send to the next endpoint.
+		st.stopped, st.notReplayed, st.bodyNotReplayed = true, true, true
 		return resp, err
 	}
 	from := st.cur
@@ -317,13 +323,6 @@ func (h *hop) do(st *reqState) (*http.Response, error) {
 	// caller's request, plus the timeout) without merging two contexts,
 	// which would cost a goroutine per attempt.
 	resp, err := failsafehttp.NewRoundTripperWithExecutor(t.rec, ex.WithContext(st.hopCtx)).RoundTrip(out)
-	if out.Body != nil {
-		// failsafehttp read a plain body into memory and never closes it;
-		// a seekable body is the transport's to close.
-		if _, seeker := out.Body.(io.Seeker); !seeker {
-			out.Body.Close()
-		}
-	}
 	if st.last != nil && st.last != resp {
 		// The attempt's timeout fired just as the answer came: failsafe
 		// dropped it, its body is ours to close.
@@ -359,7 +358,7 @@ func (t *transport) finish(st *reqState, resp *http.Response, err error) (*http.
 		}
 		why, _ := classify(status, err)
 		st.addTrail(st.cur, why, status)
-		return nil, &Error{Attempts: st.trail, NotReplayed: st.notReplayed, Err: err}
+		return nil, &Error{Attempts: st.trail, NotReplayed: st.notReplayed, BodyNotReplayed: st.bodyNotReplayed, Err: err}
 	}
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
@@ -478,17 +477,18 @@ type stateKey struct{}
 type reqState struct {
 	context.Context // the request's context
 	t               *transport
-	req             *http.Request // the caller's request, with a replayable body when needed
+	req             *http.Request // the caller's request; its body is in body
+	body            *reqBody      // nil without a body
 	hopCtx          context.Context
 	labels          tenant.Labels
 	ci              int
 	idempotent      bool
 	cacheable       bool
-	bodyUsed        bool // req.Body was handed to an attempt; later ones use GetBody
 	cur             role // the step that produced the current result
 	sent            bool // the last attempt failed after it may have been sent
 	stopped         bool // a fallback passed the failure through: the chain is over
 	notReplayed     bool
+	bodyNotReplayed bool // notReplayed because the body was sent once
 	gotConn         atomic.Bool
 	last            *http.Response // last answer of the base transport in this attempt
 	trail           []string       // failed steps, "endpoint:reason"
@@ -517,8 +517,9 @@ func (st *reqState) addTrail(r role, why reason, status int) {
 }
 
 // hopRequest returns the request for one attempt on h: a shallow copy of
-// the caller's request with the endpoint's URL and a fresh body, and
-// context.Background() as its context (see do).
+// the caller's request with the endpoint's URL, no body (the recorder adds
+// it, so that failsafehttp never buffers it), and context.Background() as
+// its context (see do).
 func (st *reqState) hopRequest(h *hop) (*http.Request, error) {
 	r := st.req
 	out := r.WithContext(context.Background())
@@ -536,19 +537,7 @@ func (st *reqState) hopRequest(h *hop) (*http.Request, error) {
 	}
 	out.URL = &u
 	out.Host = ""
-	if r.Body != nil && r.Body != http.NoBody {
-		if st.bodyUsed {
-			if r.GetBody == nil {
-				return nil, errors.New("fallback: request body cannot be replayed")
-			}
-			b, err := r.GetBody()
-			if err != nil {
-				return nil, fmt.Errorf("fallback: replaying request body: %w", err)
-			}
-			out.Body = b
-		}
-		st.bodyUsed = true
-	}
+	out.Body, out.GetBody, out.ContentLength = nil, nil, 0
 	return out, nil
 }
 
@@ -578,17 +567,25 @@ func (st *reqState) fromEntry(e *Entry) *http.Response {
 	return resp
 }
 
-// recorder passes requests to the base transport and records the answer in
-// the request's state, so that an answer failsafe drops (its timeout fired
-// at the same moment) is still closed.
+// recorder passes requests to the base transport: it gives each attempt the
+// request's body (see reqBody), and records the answer in the request's
+// state, so that an answer failsafe drops (its timeout fired at the same
+// moment) is still closed.
 type recorder struct{ base http.RoundTripper }
 
 func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.base.RoundTrip(req)
-	if resp != nil {
-		if st := stateOf(req.Context()); st != nil {
-			st.last = resp
+	st := stateOf(req.Context())
+	if st != nil && st.body != nil {
+		body, getBody, n, err := st.body.attempt()
+		if err != nil {
+			return nil, err
 		}
+		req = req.WithContext(req.Context()) // a shallow copy
+		req.Body, req.GetBody, req.ContentLength = body, getBody, n
+	}
+	resp, err := r.base.RoundTrip(req)
+	if resp != nil && st != nil {
+		st.last = resp
 	}
 	return resp, err
 }
@@ -606,25 +603,6 @@ func idempotent(req *http.Request) bool {
 		return true
 	}
 	return false
-}
-
-// replayable returns req, or a shallow copy of it whose body can be read
-// again through GetBody: failsafehttp replays bodies across the attempts of
-// one endpoint, GetBody carries them to the next endpoint.
-func replayable(req *http.Request) (*http.Request, error) {
-	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
-		return req, nil
-	}
-	b, err := io.ReadAll(req.Body)
-	req.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("fallback: reading request body: %w", err)
-	}
-	r := *req
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.Body, _ = r.GetBody()
-	r.ContentLength = int64(len(b))
-	return &r, nil
 }
 
 func closeRequestBody(req *http.Request) {

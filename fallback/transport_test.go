@@ -37,6 +37,8 @@ func TestNewTransportConfigErrors(t *testing.T) {
 		{"negative budget", Config{Stable: ok, Budget: -1}, "Config.Budget: -1ns is negative"},
 		{"negative cache timeout", Config{Stable: ok, CacheTimeout: -1}, "Config.CacheTimeout: -1ns is negative"},
 		{"negative body", Config{Stable: ok, MaxCacheBodyBytes: -1}, "Config.MaxCacheBodyBytes: -1 is negative"},
+		{"negative replay body", Config{Stable: ok, MaxReplayBodyBytes: -1}, "Config.MaxReplayBodyBytes: -1 is negative"},
+		{"bad session header", Config{Stable: ok, SessionHeaders: []string{"X-Session", "bad header"}}, `Config.SessionHeaders[1]: "bad header" is not a header name`},
 		{"breaker of", Config{Stable: ok, Breaker: BreakerConfig{Failures: 5, Of: 3}}, "Config.Breaker.Of: 3 is less than Breaker.Failures 5"},
 		{"breaker delay", Config{Stable: ok, Breaker: BreakerConfig{Delay: -1}}, "Config.Breaker.Delay: -1ns is negative"},
 		{"vary", Config{Stable: ok, CacheVary: []string{"Accept", "bad header"}}, "Config.CacheVary[1]: \"bad header\" is not a header name"},

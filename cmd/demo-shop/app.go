@@ -28,18 +28,20 @@ var embeddedPlan []byte
 // app is a running shop.
 type app struct {
 	httpAddr, grpcAddr string
+	adminAddr          string
 	dbDesc             string
 	errc               chan error // a server stopped on its own
 
-	httpSrv *http.Server
-	grpcSrv *grpc.Server
-	done    []chan struct{}
-	closers []func(context.Context) error // run in reverse order
+	httpSrv  *http.Server
+	adminSrv *http.Server
+	grpcSrv  *grpc.Server
+	done     []chan struct{}
+	closers  []func(context.Context) error // run in reverse order
 }
 
 // start builds and starts everything; on error, what was started is stopped.
 func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error) {
-	a = &app{errc: make(chan error, 2)}
+	a = &app{errc: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			a.shutdown()
@@ -99,7 +101,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	}
 	a.onClose(func(ctx context.Context) error { pricing.close(ctx); return nil })
 
-	sh := &shop{store: st, pricing: pricing}
+	sh := &shop{store: st, pricing: pricing, log: log}
 
 	httpLn, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
@@ -110,10 +112,21 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		httpLn.Close()
 		return a, fmt.Errorf("-grpc: %w", err)
 	}
-	a.httpAddr, a.grpcAddr = httpLn.Addr().String(), grpcLn.Addr().String()
+	adminLn, err := net.Listen("tcp", cfg.adminAddr)
+	if err != nil {
+		httpLn.Close()
+		grpcLn.Close()
+		return a, fmt.Errorf("-admin: %w", err)
+	}
+	a.httpAddr, a.grpcAddr, a.adminAddr = httpLn.Addr().String(), grpcLn.Addr().String(), adminLn.Addr().String()
 
 	a.httpSrv = &http.Server{
-		Handler:           newHTTPHandler(sh, eng, pricing, tel, cfg.adminTok),
+		Handler:           newHTTPHandler(sh, eng, tel, log, a.httpAddr),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.adminSrv = &http.Server{
+		Handler:           newAdminHandler(eng, pricing, tel, cfg.adminTok),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -121,6 +134,12 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	a.serve(func() error {
 		if err := a.httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	a.serve(func() error {
+		if err := a.adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
 		}
 		return nil
 	})
@@ -217,9 +236,11 @@ func (a *app) serve(fn func() error) {
 func (a *app) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if a.httpSrv != nil {
-		if err := a.httpSrv.Shutdown(ctx); err != nil {
-			a.httpSrv.Close()
+	for _, srv := range []*http.Server{a.httpSrv, a.adminSrv} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
 		}
 	}
 	if a.grpcSrv != nil {

@@ -100,20 +100,21 @@ type shopProc struct {
 	cmd      *exec.Cmd
 	stderr   *syncBuffer
 	readDone chan struct{}
-	http     string // base URL
+	http     string // base URL of the public listener
+	adminURL string // base URL of the admin listener (-admin)
 	grpcAddr string
 	client   *http.Client
 	conn     *grpc.ClientConn
 }
 
-var addrLine = regexp.MustCompile(`^demo-shop: http=(\S+) grpc=(\S+)$`)
+var addrLine = regexp.MustCompile(`^demo-shop: http=(\S+) grpc=(\S+) admin=(\S+)$`)
 
 // startShop starts the binary on free ports with args (and env, KEY=VALUE)
 // and returns once it has printed its addresses. At the end of the test it
 // is stopped with SIGTERM and must exit 0.
 func startShop(t *testing.T, env []string, args ...string) *shopProc {
 	t.Helper()
-	args = append([]string{"-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0", "-admin-token", adminToken}, args...)
+	args = append([]string{"-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-admin-token", adminToken}, args...)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = cleanEnv(env...)
 	p := &shopProc{t: t, cmd: cmd, stderr: &syncBuffer{}, readDone: make(chan struct{})}
@@ -137,7 +138,7 @@ func startShop(t *testing.T, env []string, args ...string) *shopProc {
 	}()
 	select {
 	case a := <-addrs:
-		p.http, p.grpcAddr = "http://"+a[0], a[1]
+		p.http, p.grpcAddr, p.adminURL = "http://"+a[0], a[1], "http://"+a[2]
 	case <-p.readDone:
 		cmd.Wait()
 		t.Fatalf("demo-shop exited before listening: %v\nstderr:\n%s", cmd.ProcessState, p.stderr)
@@ -213,14 +214,26 @@ type answer struct {
 	raw    string
 }
 
-// do sends one HTTP request with headers ("Name: value" strings).
+// do sends one HTTP request to the public listener with headers ("Name:
+// value" strings).
 func (p *shopProc) do(method, path, body string, headers ...string) answer {
+	p.t.Helper()
+	return p.doURL(method, p.http+path, body, headers...)
+}
+
+// adminDo sends one HTTP request to the admin listener.
+func (p *shopProc) adminDo(method, path, body string, headers ...string) answer {
+	p.t.Helper()
+	return p.doURL(method, p.adminURL+path, body, headers...)
+}
+
+func (p *shopProc) doURL(method, url, body string, headers ...string) answer {
 	p.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, p.http+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -230,7 +243,7 @@ func (p *shopProc) do(method, path, body string, headers ...string) answer {
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, path, err)
+		p.t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -258,7 +271,7 @@ type canaryStatus struct {
 // status reads GET /admin/canary.
 func (p *shopProc) status() canaryStatus {
 	p.t.Helper()
-	a := p.do("GET", "/admin/canary", "")
+	a := p.adminDo("GET", "/admin/canary", "")
 	var st canaryStatus
 	if a.status != http.StatusOK || json.Unmarshal([]byte(a.raw), &st) != nil {
 		p.t.Fatalf("GET /admin/canary: %d %s", a.status, a.raw)
@@ -269,15 +282,15 @@ func (p *shopProc) status() canaryStatus {
 // adminJSON posts body to /admin/canary with the admin token and wants 200.
 func (p *shopProc) adminJSON(body string) {
 	p.t.Helper()
-	if a := p.do("POST", "/admin/canary", body, "Authorization: Bearer "+adminToken); a.status != http.StatusOK {
+	if a := p.adminDo("POST", "/admin/canary", body, "Authorization: Bearer "+adminToken); a.status != http.StatusOK {
 		p.t.Fatalf("POST /admin/canary %s: %d %s", body, a.status, a.raw)
 	}
 }
 
-// admin posts to an admin URL and wants 200.
+// admin posts to an admin URL with the admin token and wants 200.
 func (p *shopProc) admin(path string) {
 	p.t.Helper()
-	if a := p.do("POST", path, ""); a.status != http.StatusOK {
+	if a := p.adminDo("POST", path, "", "Authorization: Bearer "+adminToken); a.status != http.StatusOK {
 		p.t.Fatalf("POST %s: %d %s", path, a.status, a.raw)
 	}
 }
@@ -502,10 +515,10 @@ func TestWalkthrough(t *testing.T) {
 		}
 		want(t, "acme after the trip", p.do("GET", "/products/1", "", "X-Tenant-ID: acme"), 200, tenant.Stable, tenant.ReasonGuard, "stable")
 
-		if a := p.do("POST", "/admin/canary", `{"action":"rearm"}`); a.status != http.StatusUnauthorized {
+		if a := p.adminDo("POST", "/admin/canary", `{"action":"rearm"}`); a.status != http.StatusUnauthorized {
 			t.Errorf("rearm without the token: %d %s, want 401", a.status, a.raw)
 		}
-		if a := p.do("POST", "/admin/canary", `{"action":"bogus"}`, "Authorization: Bearer "+adminToken); a.status != http.StatusBadRequest || !strings.Contains(a.raw, `"action"`) {
+		if a := p.adminDo("POST", "/admin/canary", `{"action":"bogus"}`, "Authorization: Bearer "+adminToken); a.status != http.StatusBadRequest || !strings.Contains(a.raw, `"action"`) {
 			t.Errorf("bad action: %d %s, want 400 naming the field", a.status, a.raw)
 		}
 		p.admin("/admin/pricing/canary?mode=ok")
@@ -537,7 +550,7 @@ func TestWalkthrough(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		a := p.do("GET", "/metrics", "")
+		a := p.adminDo("GET", "/metrics", "")
 		for _, name := range []string{"canary_fallback_attempts", "canary_fallback_fallbacks", "canary_db_routes", "http_server_request"} {
 			if !strings.Contains(a.raw, name) {
 				t.Errorf("/metrics has no %s", name)

@@ -15,13 +15,14 @@ import (
 type config struct {
 	httpAddr  string
 	grpcAddr  string
+	adminAddr string // the admin API and /metrics
 	dbPath    string
 	planFile  string // "" means the embedded plan.yaml
 	pgPrimary string
 	pgReplica string
 	redisAddr string
 	fleet     string // Redis key prefix of the fleet-wide kill switch (with -redis)
-	adminTok  string // bearer token of POST /admin/canary
+	adminTok  string // bearer token of the admin POSTs ("" read-only)
 }
 
 // Errors of parseFlags after which the flag package has printed the usage.
@@ -34,6 +35,7 @@ var (
 var flagEnv = map[string]string{
 	"http":        "DEMO_SHOP_HTTP",
 	"grpc":        "DEMO_SHOP_GRPC",
+	"admin":       "DEMO_SHOP_ADMIN",
 	"db":          "DEMO_SHOP_DB",
 	"plan":        "DEMO_SHOP_PLAN",
 	"pg-primary":  "DEMO_SHOP_PG_PRIMARY",
@@ -57,13 +59,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var c config
 	fs.StringVar(&c.httpAddr, "http", env("http", "127.0.0.1:8080"), "HTTP listen `address` (env DEMO_SHOP_HTTP); port 0 picks a free port")
 	fs.StringVar(&c.grpcAddr, "grpc", env("grpc", "127.0.0.1:9090"), "gRPC listen `address` (env DEMO_SHOP_GRPC); port 0 picks a free port")
+	fs.StringVar(&c.adminAddr, "admin", env("admin", "127.0.0.1:8081"), "admin API and /metrics listen `address` (env DEMO_SHOP_ADMIN); keep it private")
 	fs.StringVar(&c.dbPath, "db", env("db", filepath.Join(os.TempDir(), "canary-demo-shop.db")), "SQLite database `file`, created and seeded on first start (env DEMO_SHOP_DB); unused with -pg-primary")
 	fs.StringVar(&c.planFile, "plan", env("plan", ""), "rollout plan `file`, watched for changes (env DEMO_SHOP_PLAN); default: the embedded cmd/demo-shop/plan.yaml")
 	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)")
 	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)")
 	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
 	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)")
-	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", "demo-token"), "bearer `token` that POST /admin/canary needs (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only")
+	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", builtinAdminToken), "bearer `token` the admin POSTs need (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only; the built-in default is refused when a listener is beyond loopback")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: demo-shop [flags]        run the shop (docs/demo.md)")
 		fmt.Fprintln(stderr, "       demo-shop call -h        the gRPC client")
@@ -78,9 +81,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
 	}
-	for name, addr := range map[string]string{"http": c.httpAddr, "grpc": c.grpcAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+	for _, name := range []string{"http", "grpc", "admin"} {
+		addr := map[string]string{"http": c.httpAddr, "grpc": c.grpcAddr, "admin": c.adminAddr}[name]
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
 			return c, fmt.Errorf("-%s (or %s): %q is not host:port: %w", name, flagEnv[name], addr, err)
+		}
+		if c.adminTok == builtinAdminToken && !loopbackHost(host) {
+			return c, fmt.Errorf("-admin-token (or %s): the built-in %q is for a shop on loopback only, and -%s %s listens beyond it: choose a token of your own (or '' for a read-only admin)",
+				flagEnv["admin-token"], builtinAdminToken, name, addr)
 		}
 	}
 	if c.pgReplica != "" && c.pgPrimary == "" {
@@ -95,6 +104,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	return c, nil
+}
+
+// builtinAdminToken is the default admin token, accepted only while every
+// listener is on loopback.
+const builtinAdminToken = "demo-token"
+
+// loopbackHost reports whether a listen host only accepts connections from
+// this machine: "localhost" or a loopback IP ("" and 0.0.0.0 listen on every
+// interface).
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // planDesc says which plan is in use, for the start-up message.

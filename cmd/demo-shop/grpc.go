@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -95,7 +96,11 @@ func unary[Req any](name string, call func(shopServer, context.Context, *Req) (*
 						"x-canary-served-by", rp.Served.Pricing))
 				}
 				if err != nil {
-					return nil, grpcError(err)
+					var log *slog.Logger
+					if sh, ok := srv.(*shop); ok {
+						log = sh.log
+					}
+					return nil, grpcError(log, rp, err)
 				}
 				return rp, nil
 			}
@@ -107,18 +112,22 @@ func unary[Req any](name string, call func(shopServer, context.Context, *Req) (*
 	}
 }
 
-// grpcError maps the shop's errors to gRPC status codes, in one place.
-func grpcError(err error) error {
+// grpcError maps the shop's errors to gRPC status codes, in one place; the
+// message is publicError's (server-side details are logged, not sent).
+func grpcError(log *slog.Logger, rp *reply, err error) error {
 	code := codes.Internal
 	switch {
 	case errors.Is(err, errBadInput), errors.Is(err, errNoUser):
 		code = codes.InvalidArgument
 	case errors.Is(err, errNotFound):
 		code = codes.NotFound
-	case errors.Is(err, errPricing):
+	case errors.Is(err, errPricing), errors.Is(err, errDatabase):
 		code = codes.Unavailable
 	}
-	return status.Error(code, err.Error())
+	if code == codes.Internal || code == codes.Unavailable {
+		logFailure(log, rp, err)
+	}
+	return status.Error(code, publicError(err))
 }
 
 // newGRPCServer is the shop's gRPC server: otelgrpc's stats handler starts

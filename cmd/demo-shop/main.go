@@ -12,6 +12,9 @@
 //
 //	-http ADDR        HTTP listen address (DEMO_SHOP_HTTP, default 127.0.0.1:8080)
 //	-grpc ADDR        gRPC listen address (DEMO_SHOP_GRPC, default 127.0.0.1:9090)
+//	-admin ADDR       admin API and /metrics listen address (DEMO_SHOP_ADMIN, default 127.0.0.1:8081)
+//	-admin-token TOK  bearer token of the admin POSTs (DEMO_SHOP_ADMIN_TOKEN, default demo-token,
+//	                  refused when a listener is beyond loopback; '' makes the admin read-only)
 //	-db PATH          SQLite database file (DEMO_SHOP_DB, default $TMPDIR/canary-demo-shop.db)
 //	-plan FILE        rollout plan file, watched (DEMO_SHOP_PLAN, default: the embedded plan.yaml)
 //	-pg-primary DSN   PostgreSQL primary instead of SQLite (DEMO_SHOP_PG_PRIMARY)
@@ -20,7 +23,7 @@
 //
 // Once listening it prints one line on stdout,
 //
-//	demo-shop: http=127.0.0.1:8080 grpc=127.0.0.1:9090
+//	demo-shop: http=127.0.0.1:8080 grpc=127.0.0.1:9090 admin=127.0.0.1:8081
 //
 // with the bound addresses (useful with port 0). It stops gracefully on
 // SIGINT or SIGTERM. "demo-shop call ..." is a small gRPC client for the
@@ -75,9 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "demo-shop: %s\n", oneLine(err))
 		return exitError
 	}
-	fmt.Fprintf(stdout, "demo-shop: http=%s grpc=%s\n", app.httpAddr, app.grpcAddr)
+	fmt.Fprintf(stdout, "demo-shop: http=%s grpc=%s admin=%s\n", app.httpAddr, app.grpcAddr, app.adminAddr)
 	fmt.Fprintf(stderr, "demo-shop: database %s; plan %s; try: curl -H 'X-Tenant-ID: acme' http://%s/products\n",
 		app.dbDesc, cfg.planDesc(), app.httpAddr)
+	fmt.Fprintf(stderr, "demo-shop: admin API and /metrics on http://%s (%s)\n", app.adminAddr, tokenDesc(cfg.adminTok))
 
 	var serveErr error
 	select {
@@ -91,6 +95,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintln(stderr, "demo-shop: stopped")
 	return exitOK
+}
+
+// tokenDesc says how the admin is protected, without printing a token of
+// the user's own.
+func tokenDesc(tok string) string {
+	switch tok {
+	case "":
+		return "read-only: no -admin-token"
+	case builtinAdminToken:
+		return "POSTs need 'Authorization: Bearer " + builtinAdminToken + "', the built-in loopback token"
+	}
+	return "POSTs need the -admin-token bearer token"
 }
 
 // oneLine is err's text on one line (drivers report one line per address).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/reqcanary/canary/tenant"
@@ -14,6 +15,7 @@ import (
 type shop struct {
 	store   *store
 	pricing *pricingClient
+	log     *slog.Logger // details of server-side failures
 }
 
 // labelsView is tenant.Labels as the answers show them.

@@ -218,7 +218,7 @@ func (s *store) migrate(ctx context.Context, postgres bool) error {
 func (s *store) route(ctx context.Context, query string) string {
 	r, err := dbwrap.Explain(ctx, s.db.DB, query)
 	if err != nil {
-		return "unknown: " + err.Error()
+		return "unknown" // dbwrap.Explain failed: no details for the client
 	}
 	return r.Server + " (" + r.Reason + ")"
 }
@@ -232,11 +232,25 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`
 )
 
+// errDatabase is matched by the errors of database calls that failed (not
+// "no rows"): the API answers 503 with its text only; the wrapped details
+// (driver message, address, user) are logged, never sent to the client.
+var errDatabase = errors.New("database unavailable")
+
+// dbErr wraps a database error in errDatabase; nil, errNotFound and the
+// caller's own cancellation pass through.
+func dbErr(err error) error {
+	if err == nil || errors.Is(err, errNotFound) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errDatabase, err)
+}
+
 // products lists the products; route says where the read went.
 func (s *store) products(ctx context.Context) (ps []product, route string, err error) {
 	route = s.route(ctx, qProducts)
 	err = s.db.SelectContext(ctx, &ps, qProducts)
-	return ps, route, err
+	return ps, route, dbErr(err)
 }
 
 // product reads one product.
@@ -247,7 +261,7 @@ func (s *store) product(ctx context.Context, id int64) (p product, route string,
 	if errors.Is(err, sql.ErrNoRows) {
 		err = errNotFound
 	}
-	return p, route, err
+	return p, route, dbErr(err)
 }
 
 // order reads one order of tenant.
@@ -258,12 +272,17 @@ func (s *store) order(ctx context.Context, id int64, tenant string) (o order, ro
 	if errors.Is(err, sql.ErrNoRows) {
 		err = errNotFound
 	}
-	return o, route, err
+	return o, route, dbErr(err)
 }
 
 // createOrder checks the product and inserts o in one transaction (pinned to
 // the primary by dbwrap), and returns it with its id.
 func (s *store) createOrder(ctx context.Context, o order) (order, error) {
+	o, err := s.insertOrder(ctx, o)
+	return o, dbErr(err)
+}
+
+func (s *store) insertOrder(ctx context.Context, o order) (order, error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return o, err
