@@ -3,8 +3,8 @@ package tenant
 import (
 	"net/http"
 	"strings"
-	"unicode"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
