@@ -83,6 +83,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	out.Header = cloneHeader(req.Header)
+	foldWireHeaders(out.Header) // headerfold.go: X-User-ID under any spelling
 	if err := tenant.Propagate(newHeaderSink(out.Header), tenant.HTTP, l, t.sign); err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
