@@ -51,7 +51,9 @@ func WithAdminToken(token string) AdminOption {
 //     and what holds it (operator, plan, guard, fleet), the guard's
 //     configuration, trip and per-cohort window figures (requests, failures,
 //     failure rate, p50/p95/p99), the fleet switch, and the count of
-//     untrusted overrides;
+//     untrusted overrides. Without the bearer token of [WithAdminToken] the
+//     plan's salt and override.trusted_cidrs are left out (listed under
+//     "redacted"): the salt tells which user ids are canary;
 //   - POST with a JSON body {"action": "on" | "off" | "rearm", "note": "…"}
 //     acts on the kill switch ([Engine.TurnKillSwitch] for on and off,
 //     [Engine.RearmGuard] for rearm; on every instance with a fleet switch)
@@ -95,7 +97,7 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		writeJSON(w, http.StatusOK, h.e.Status())
+		h.writeStatus(w, r) // admin_redact.go
 	case http.MethodPost:
 		h.post(w, r)
 	default:
