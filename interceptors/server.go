@@ -136,9 +136,10 @@ func (s *labelledStream) Context() context.Context { return s.ctx }
 var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
 
 // labelUnary decides the labels of the unary call whose context grpc built
-// is ctx, and returns the context its handler runs with: ctx (with
-// x-canary-decision stripped from its metadata, if strip) carrying the
-// labels. The labels context is allocated first and serves as the Decider's
+// is ctx, and returns the context its handler runs with: ctx (with the keys
+// c's options remove stripped from its metadata: x-canary-decision, the
+// override keys, untrusted identity keys) carrying the labels. The Decider
+// reads the identity source of c (identity.go). The labels context is allocated first and serves as the Decider's
 // Source; only a stripped call, whose labels context must be a child of the
 // stripped one, allocates another (besides the copy the stripping makes).
 func labelUnary(ctx context.Context, d tenant.Decider, c *config) (context.Context, error) {
