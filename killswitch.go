@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +24,13 @@ const (
 // writeBack is the operator's switch as the fleet owes it: an ON that could
 // not be written, retried in the background until Redis takes it.
 type writeBack struct {
-	mu      sync.Mutex // serialises the operator's writes: TurnKillSwitch and the write-back
-	owed    bool       // an ON is owed to the fleet; under mu
-	reason  string     // its reason; under mu
-	running bool       // the retry goroutine runs; under mu
-	started bool       // the fleet switch is started, so a goroutine may run; under mu
-	closed  bool       // under mu
+	mu      sync.Mutex  // serialises the operator's writes: TurnKillSwitch and the write-back
+	owed    bool        // an ON is owed to the fleet; under mu
+	owedNow atomic.Bool // owed, readable without mu (Status must not wait for a stalled write)
+	reason  string      // its reason; under mu
+	running bool        // the retry goroutine runs; under mu
+	started bool        // the fleet switch is started, so a goroutine may run; under mu
+	closed  bool        // under mu
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -89,10 +91,12 @@ func (f *fleetLink) turnOn(ctx context.Context, reason string) error {
 	err := f.setCtx(ctx, true, reason)
 	if err == nil {
 		wb.owed = false
+		wb.owedNow.Store(false)
 		f.e.g.kill.And(^killOperatorPending) // the fleet's state holds it now
 		return nil
 	}
 	wb.owed, wb.reason = true, reason
+	wb.owedNow.Store(true)
 	f.startWriteBackLocked()
 	f.e.log.Error("canary: kill switch on in this process only; it is written to the fleet when Redis answers",
 		"error", err)
@@ -108,16 +112,14 @@ func (f *fleetLink) turnOff(ctx context.Context, reason string) error {
 		return fmt.Errorf("canary: kill switch stays on: turning it off needs the fleet's Redis: %w", err)
 	}
 	wb.owed = false
+	wb.owedNow.Store(false)
 	f.e.g.kill.And(^killOperatorPending)
 	return nil
 }
 
-// pending reports whether an ON is owed to the fleet.
-func (f *fleetLink) pending() bool {
-	f.wb.mu.Lock()
-	defer f.wb.mu.Unlock()
-	return f.wb.owed
-}
+// pending reports whether an ON is owed to the fleet, without waiting for a
+// write in progress.
+func (f *fleetLink) pending() bool { return f.wb.owedNow.Load() }
 
 // startWriteBackLocked starts the retry goroutine when an ON is owed, the
 // switch is started and none runs. wb.mu is held.
@@ -180,6 +182,7 @@ func (f *fleetLink) writeBackLoop(stop <-chan struct{}) {
 		err := f.set(true, wb.reason)
 		if err == nil {
 			wb.owed, wb.running = false, false
+			wb.owedNow.Store(false)
 			f.e.g.kill.And(^killOperatorPending)
 			wb.mu.Unlock()
 			f.e.log.Info("canary: the operator's kill switch is written to the fleet", "key", f.sw.Key())
