@@ -1,10 +1,12 @@
 package canary
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -51,15 +53,21 @@ func WithAdminToken(token string) AdminOption {
 //     and what holds it (operator, plan, guard, fleet), the guard's
 //     configuration, trip and per-cohort window figures (requests, failures,
 //     failure rate, p50/p95/p99), the fleet switch, and the count of
-//     untrusted overrides;
+//     untrusted overrides. Without the bearer token of [WithAdminToken] the
+//     plan's salt and override.trusted_cidrs are left out (listed under
+//     "redacted"): the salt tells which user ids are canary;
 //   - POST with a JSON body {"action": "on" | "off" | "rearm", "note": "…"}
 //     acts on the kill switch ([Engine.TurnKillSwitch] for on and off,
 //     [Engine.RearmGuard] for rearm; on every instance with a fleet switch)
 //     and answers 200 with the new Status. It needs the bearer token of
 //     [WithAdminToken]: 401 without it or with a wrong one, 403 when the
 //     handler has no token (read-only). A bad body is 400 with a JSON error
-//     naming the field, {"error": "…", "field": "action"}; a fleet that
-//     cannot be written is 503;
+//     naming the field, {"error": "…", "field": "action"}. With a fleet
+//     switch whose Redis cannot be written, "on" answers 202 with the Status
+//     (the switch is on in this process, fleet.pending is true, and the
+//     fleet is written when Redis answers: see [ErrFleetPending]), "off"
+//     answers 503 and changes nothing, and "rearm" re-arms this process's
+//     guard and answers 503;
 //   - any other method is 405.
 //
 // A nil engine gives a handler that answers 500. The handler is safe for
@@ -95,7 +103,7 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		writeJSON(w, http.StatusOK, h.e.Status())
+		h.writeStatus(w, r) // admin_redact.go
 	case http.MethodPost:
 		h.post(w, r)
 	default:
@@ -129,6 +137,11 @@ func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
 	case "rearm":
 		err = h.e.RearmGuard(ctx)
 	}
+	if errors.Is(err, ErrFleetPending) {
+		// On here at once; the fleet is written when Redis answers.
+		writeJSON(w, http.StatusAccepted, h.e.Status())
+		return
+	}
 	if err != nil {
 		adminError(w, http.StatusServiceUnavailable, err.Error(), "")
 		return
@@ -151,7 +164,17 @@ func (h *adminHandler) authorized(r *http.Request) bool {
 // readAdminRequest reads and checks a POST body; on error it names the field.
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (adminRequest, string, error) {
 	var req adminRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			return req, "body", errors.New("body: larger than 4096 bytes")
+		}
+		return req, "body", fmt.Errorf("body: cannot be read: %w", err)
+	}
+	if field, err := checkAdminKeys(body); err != nil { // admin_keys.go
+		return req, field, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var maxErr *http.MaxBytesError

@@ -20,6 +20,13 @@ func FuzzAdminPost(f *testing.F) {
 	f.Add(`{"action":"on","extra":true}`)
 	f.Add(`{"action":"on"}{"action":"off"}`)
 	f.Add(``)
+	f.Add(`{"action":"on","action":"off"}`)
+	f.Add(`{"action":"on","ACTION":"off"}`)
+	f.Add(`{"Action":"off"}`)
+	f.Add(`{"note":"a","Note":"b","action":"on"}`)
+	f.Add(`{"action":"on","\u0061ction":"off"}`)
+	f.Add(`{"":1,"":2}`)
+	f.Add(`{"on":true,"ON":false}`)
 	f.Add(`[`)
 	e, err := New(WithUserHashKey(testHashKey))
 	if err != nil {

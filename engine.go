@@ -49,6 +49,8 @@ type Engine struct {
 	cons consistency // consistency tokens (consistency.go)
 	rpc  rpcAdapters // gRPC interceptors (grpc.go)
 	g    guardEngine // guard.go: the guard, the fleet switch, telemetry
+
+	idCfg identityConfig // options_identity.go
 }
 
 var _ tenant.Decider = (*Engine)(nil)
@@ -145,6 +147,8 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 	if cfg.sign.edge {
 		mwOpts = append(mwOpts, middleware.WithStripDecision())
 	}
+	mwOpts = append(mwOpts, e.middlewareIdentityOptions(cfg)...)
+	e.idCfg = cfg.identity
 	e.mw = middleware.New(e, mwOpts...)
 	e.initRPC()
 	if !cfg.deferStart {

@@ -31,7 +31,8 @@ type fleetLink struct {
 	sw           *fleet.Switch
 	timeout      time.Duration
 	startTimeout time.Duration
-	warned       bool // the fleet's switch was found on and said so; under the engine's start
+	warned       bool      // the fleet's switch was found on and said so; under the engine's start
+	wb           writeBack // an operator's ON owed to the fleet (killswitch.go)
 }
 
 // newFleetLink makes the engine's fleet switch; it contacts nothing.
@@ -76,6 +77,7 @@ func (f *fleetLink) start(ctx context.Context) error {
 		return fmt.Errorf("canary: WithFleetSwitch: cannot read the fleet's kill switch: %w", err)
 	}
 	f.learnt()
+	f.writeBackStarted()
 	return nil
 }
 

@@ -35,7 +35,7 @@ func (e *Engine) serverInterceptorOptions() []interceptors.Option {
 	if e.sig.edge {
 		opts = append(opts, interceptors.WithStripDecision())
 	}
-	return opts
+	return append(opts, e.interceptorIdentityOptions()...)
 }
 
 // clientInterceptorOptions are the options of the engine's client

@@ -15,9 +15,10 @@ import (
 // Sources of the kill switch other than the operator's run-time switch
 // (Engine.kill) and the plan, as bits of guardEngine.kill.
 const (
-	killGuard         uint32 = 1 << iota // this process's guard tripped
-	killFleetOperator                    // the fleet's switch is on, set by an operator
-	killFleetGuard                       // the fleet's switch is on, set by a guard
+	killGuard           uint32 = 1 << iota // this process's guard tripped
+	killFleetOperator                      // the fleet's switch is on, set by an operator
+	killFleetGuard                         // the fleet's switch is on, set by a guard
+	killOperatorPending                    // an operator turned it on here; the fleet is not told yet (killswitch.go)
 )
 
 // guardState is the guard in force: immutable, swapped when the plan's guard
@@ -106,6 +107,7 @@ func (e *Engine) closeGuard() {
 		e.g.stop = nil
 	}
 	if e.g.fleet != nil {
+		e.g.fleet.closeWriteBack()
 		if err := e.g.fleet.sw.Close(); err != nil {
 			e.log.Warn("canary: closing the fleet kill switch", "error", err)
 		}
@@ -265,46 +267,11 @@ func (e *Engine) rearm(ctx context.Context, by string) error {
 	return nil
 }
 
-// TurnKillSwitch is the operator's kill switch. On: every new request is
-// stable with reason kill-switch. Off: the operator's switch turns off and
-// the guard is re-armed (see [Engine.RearmGuard]); a plan whose kill_switch
-// is true keeps everyone stable. note says why, for the logs and the fleet
-// state (at most 200 bytes are kept).
-//
-// With [WithFleetSwitch] it acts on every instance and returns an error when
-// Redis cannot be written (nothing then changes); without, it acts on this
-// process, like [Engine.SetKillSwitch], and returns nil. Safe for concurrent
-// use.
-func (e *Engine) TurnKillSwitch(ctx context.Context, on bool, note string) error {
-	if len(note) > 200 {
-		note = note[:200]
-	}
-	reason := fleetReasonOperator
-	if note != "" {
-		reason += ": " + note
-	}
-	if f := e.g.fleet; f != nil {
-		if err := f.setCtx(ctx, on, reason); err != nil {
-			return err
-		}
-	}
-	if on {
-		if e.g.fleet == nil {
-			e.kill.Store(true)
-		}
-		e.log.Warn("canary: kill switch turned on by an operator", "note", note, "fleet", e.g.fleet != nil)
-		return nil
-	}
-	e.kill.Store(false)
-	e.log.Info("canary: kill switch turned off by an operator", "note", note, "fleet", e.g.fleet != nil)
-	return e.rearm(ctx, "operator")
-}
-
 // killReason is the Labels.Reason of a request decided while the kill switch
 // is on: kill-switch when an operator or the plan holds it, guard when only a
 // guard does.
 func (e *Engine) killReason(p *compiledPlan) string {
-	if e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load()&killFleetOperator != 0 {
+	if e.kill.Load() || p.plan.KillSwitch || e.g.kill.Load()&(killFleetOperator|killOperatorPending) != 0 {
 		return tenant.ReasonKillSwitch
 	}
 	return tenant.ReasonGuard

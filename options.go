@@ -36,8 +36,9 @@ type config struct {
 	meter         metric.MeterProvider
 	deferStart    bool // WithDeferredStart (start.go)
 	errs          []error
-	sign          signConfig   // options_sign.go
-	guard         guardOptions // guard_options.go
+	sign          signConfig     // options_sign.go
+	guard         guardOptions   // guard_options.go
+	identity      identityConfig // options_identity.go
 }
 
 func (c *config) errorf(format string, args ...any) {

@@ -28,7 +28,7 @@ type Status struct {
 
 // Sources of the kill switch, in [KillSwitchStatus.Sources].
 const (
-	KillSourceOperator = "operator" // Engine.SetKillSwitch or TurnKillSwitch (this process)
+	KillSourceOperator = "operator" // Engine.SetKillSwitch, TurnKillSwitch without a fleet, or an ON not yet written to the fleet
 	KillSourcePlan     = "plan"     // the plan's kill_switch
 	KillSourceGuard    = "guard"    // this process's guard tripped
 	KillSourceFleet    = "fleet"    // the fleet's switch (an operator or a guard elsewhere)
@@ -105,6 +105,10 @@ type FleetStatus struct {
 	At       time.Time `json:"at,omitzero"`
 	Version  int64     `json:"version"`
 	Error    string    `json:"error,omitempty"` // the last failed contact with Redis
+	// Pending is true while an operator's ON, in force here, has not been
+	// written to the fleet (Redis did not answer); it is written as soon as
+	// Redis does.
+	Pending bool `json:"pending,omitempty"`
 }
 
 func figures(f guard.Figures) CohortFigures {
@@ -126,7 +130,7 @@ func (e *Engine) Status() Status {
 	bits := e.g.kill.Load()
 	ks := &s.KillSwitch
 	ks.Sources = []string{}
-	if e.kill.Load() {
+	if e.kill.Load() || bits&killOperatorPending != 0 {
 		ks.Sources = append(ks.Sources, KillSourceOperator)
 	}
 	if p.plan.KillSwitch {
@@ -162,6 +166,7 @@ func (e *Engine) Status() Status {
 		if err := f.sw.LastError(); err != nil {
 			s.Fleet.Error = err.Error()
 		}
+		s.Fleet.Pending = f.pending()
 	}
 	return s
 }

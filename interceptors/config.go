@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -23,6 +24,11 @@ type config struct {
 	outcome   OutcomeFunc
 	outcomeOn func() bool // WithOutcomeSwitch
 	strip     bool        // WithStripDecision
+
+	identity      IdentityFunc   // identity.go: WithIdentity
+	idRestricted  bool           // identity.go: WithIdentityFromHeaders given
+	idPeers       []netip.Prefix // identity.go: WithIdentityFromHeaders
+	stripOverride func() string  // identity.go: WithStripOverride
 }
 
 func newConfig(opts []Option) config {

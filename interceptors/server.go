@@ -47,7 +47,7 @@ import (
 func UnaryServer(d tenant.Decider, opts ...Option) grpc.UnaryServerInterceptor {
 	c := newConfig(opts)
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := labelUnary(ctx, d, c.strip)
+		ctx, err := labelUnary(ctx, d, &c)
 		if err != nil {
 			return nil, err
 		}
@@ -76,12 +76,16 @@ func StreamServer(d tenant.Decider, opts ...Option) grpc.StreamServerInterceptor
 		// allocation for both.
 		ctx := ss.Context()
 		ls := &labelledStream{ServerStream: ss, src: streamSource{ctx}}
-		l, err := decide(ctx, d, &ls.src)
+		src, dropIdentity, err := c.source(ctx, &ls.src)
+		if err != nil {
+			return statusError(err)
+		}
+		l, err := decide(ctx, d, src)
 		if err != nil {
 			return err
 		}
-		if c.strip {
-			ctx, _ = stripDecision(ctx)
+		if c.wantStrip(dropIdentity) {
+			ctx, _ = c.stripMD(ctx, dropIdentity)
 		}
 		ctx = tenant.NewContext(ctx, l)
 		ls.ctx = ctx
@@ -132,22 +136,27 @@ func (s *labelledStream) Context() context.Context { return s.ctx }
 var errNilDecider = status.Error(codes.Internal, "canary interceptors: built with a nil tenant.Decider")
 
 // labelUnary decides the labels of the unary call whose context grpc built
-// is ctx, and returns the context its handler runs with: ctx (with
-// x-canary-decision stripped from its metadata, if strip) carrying the
-// labels. The labels context is allocated first and serves as the Decider's
+// is ctx, and returns the context its handler runs with: ctx (with the keys
+// c's options remove stripped from its metadata: x-canary-decision, the
+// override keys, untrusted identity keys) carrying the labels. The Decider
+// reads the identity source of c (identity.go). The labels context is allocated first and serves as the Decider's
 // Source; only a stripped call, whose labels context must be a child of the
 // stripped one, allocates another (besides the copy the stripping makes).
-func labelUnary(ctx context.Context, d tenant.Decider, strip bool) (context.Context, error) {
+func labelUnary(ctx context.Context, d tenant.Decider, c *config) (context.Context, error) {
 	if d == nil {
 		return ctx, errNilDecider
 	}
 	p := tenant.NewPendingContext(ctx)
-	l, err := decide(ctx, d, (*incomingSource)(p))
+	src, dropIdentity, err := c.source(ctx, (*incomingSource)(p))
+	if err != nil {
+		return ctx, statusError(err)
+	}
+	l, err := decide(ctx, d, src)
 	if err != nil {
 		return ctx, err
 	}
-	if strip {
-		if stripped, ok := stripDecision(ctx); ok {
+	if c.wantStrip(dropIdentity) {
+		if stripped, ok := c.stripMD(ctx, dropIdentity); ok {
 			return tenant.NewContext(stripped, l), nil
 		}
 	}

@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/grpc/metadata"
 
@@ -21,14 +22,42 @@ func WithStripDecision() Option {
 	return optionFunc(func(c *config) { c.strip = true })
 }
 
-// stripDecision returns a child of ctx whose incoming metadata is a copy of
-// ctx's without x-canary-decision, and true; ctx itself and false when the
-// key is absent.
-func stripDecision(ctx context.Context) (context.Context, bool) {
-	if len(metadata.ValueFromIncomingContext(ctx, tenant.GRPC.Decision)) == 0 {
+// wantStrip reports whether the handler's metadata may need stripping.
+func (c *config) wantStrip(dropIdentity bool) bool {
+	return c.strip || c.stripOverride != nil || dropIdentity
+}
+
+// stripMD returns a child of ctx whose incoming metadata is a copy of ctx's
+// without the keys the options remove (and the identity keys when
+// dropIdentity), and true; ctx itself and false when none is present.
+func (c *config) stripMD(ctx context.Context, dropIdentity bool) (context.Context, bool) {
+	var keys [5]string
+	n := 0
+	add := func(k string) {
+		if k != "" && len(metadata.ValueFromIncomingContext(ctx, k)) > 0 {
+			keys[n] = k
+			n++
+		}
+	}
+	if c.strip {
+		add(tenant.GRPC.Decision)
+	}
+	if c.stripOverride != nil {
+		add(tenant.GRPC.Override)
+		if k := strings.ToLower(c.stripOverride()); k != tenant.GRPC.Override {
+			add(k)
+		}
+	}
+	if dropIdentity {
+		add(tenant.GRPC.Tenant)
+		add(tenant.GRPC.User)
+	}
+	if n == 0 {
 		return ctx, false
 	}
-	md, _ := metadata.FromIncomingContext(ctx) // a copy
-	delete(md, tenant.GRPC.Decision)
+	md, _ := metadata.FromIncomingContext(ctx) // a copy, keys lowercased
+	for _, k := range keys[:n] {
+		delete(md, k)
+	}
 	return metadata.NewIncomingContext(ctx, md), true
 }

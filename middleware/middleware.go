@@ -42,6 +42,12 @@ func New(d tenant.Decider, opts ...Option) func(http.Handler) http.Handler {
 		}
 		c.proxies[i] = p.Masked()
 	}
+	for i, p := range c.idPeers {
+		if !p.IsValid() {
+			panic("middleware.WithIdentityFromHeaders: invalid prefix " + p.String())
+		}
+		c.idPeers[i] = p.Masked()
+	}
 	return func(next http.Handler) http.Handler {
 		if next == nil {
 			panic("middleware: nil next handler")
@@ -66,8 +72,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if remote {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
+	src, dropIdentity, err := h.cfg.source(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	l, err := h.decider.Decide(ctx, tenant.Request{
-		Source:  headerSource(r.Header),
+		Source:  src,
 		Wire:    tenant.HTTP,
 		Peer:    peerOf(r, h.cfg.proxies),
 		TraceID: traceID,
@@ -84,8 +95,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cohort := tenant.NewContextWithCohortHeader(ctx, l)
 	w.Header()[tenant.HeaderCohort] = cohort
 	annotate(span, h.cfg.flagKey, l) // a remote parent never records: the active span is the one to annotate
-	if h.cfg.stripDecision {
-		r = stripDecision(r)
+	if h.cfg.stripDecision || h.cfg.stripOverride != nil || dropIdentity {
+		r = h.cfg.strip(r, dropIdentity)
 	}
 	if h.cfg.wantOutcome() {
 		h.serveOutcome(w, r.WithContext(ctx), l)

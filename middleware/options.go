@@ -20,6 +20,10 @@ type config struct {
 	stripDecision bool                    // New: WithStripDecision
 	outcome       OutcomeFunc             // outcome.go: WithOutcome
 	outcomeOn     func() bool             // outcome.go: WithOutcomeSwitch
+	identity      IdentityFunc            // identity.go: WithIdentity
+	idRestricted  bool                    // identity.go: WithIdentityFromHeaders given
+	idPeers       []netip.Prefix          // identity.go: WithIdentityFromHeaders
+	stripOverride func() string           // strip.go: WithStripOverride
 }
 
 func newConfig(opts []Option) config {

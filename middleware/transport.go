@@ -88,6 +88,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	out.Header = cloneHeader(req.Header)
+	foldWireHeaders(out.Header) // headerfold.go: X-User-ID under any spelling
 	sink := newHeaderSink(out.Header)
 	err := tenant.Propagate(sink, tenant.HTTP, l, t.sign)
 	if err == nil {

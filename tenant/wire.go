@@ -28,7 +28,8 @@ const (
 	// MaxTenantLen bytes of [A-Za-z0-9._:-].
 	MaxTenantLen = 64
 	// MaxUserLen is the longest user id, in bytes. A user id is 1 to
-	// MaxUserLen bytes of printable UTF-8 with no control characters.
+	// MaxUserLen bytes of printable UTF-8 with no control characters and no
+	// format characters (Unicode category Cf, such as U+202E or U+200B).
 	MaxUserLen = 256
 )
 
@@ -132,8 +133,8 @@ func CheckUser(u string) string {
 		if r == utf8.RuneError && n <= 1 {
 			return "not valid UTF-8 at byte " + strconv.Itoa(i)
 		}
-		if r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == 0xfeff {
-			return "contains a control character at byte " + strconv.Itoa(i)
+		if why := userRuneProblem(r, i); why != "" {
+			return why
 		}
 		i += n
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -38,8 +39,8 @@ func FuzzReadHeaders(f *testing.F) {
 				t.Fatalf("accepted user %q", got)
 			}
 			for _, r := range got {
-				if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
-					t.Fatalf("accepted user %q with control character %U", got, r)
+				if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Cf, r) {
+					t.Fatalf("accepted user %q with control or format character %U", got, r)
 				}
 			}
 		} else if !strings.HasPrefix(err.Error(), HeaderUser+": ") {
