@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,7 +54,9 @@ func testApp(t testing.TB) string {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	return fmt.Sprintf("dbwrap_%s_%d", name, testSeq.Add(1))
+	// The pid keeps names (and the tables named after them) apart between
+	// test processes of different checkouts sharing the servers.
+	return fmt.Sprintf("dbwrap_%s_%d_%d", name, os.Getpid()%1000000, testSeq.Add(1))
 }
 
 func withApp(dsn, app string) string {
