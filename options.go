@@ -140,8 +140,9 @@ func WithPlanPollInterval(d time.Duration) Option {
 
 // WithMeterProvider sets the OpenTelemetry meter provider of the engine's
 // counters canary.override.untrusted (overrides ignored because the peer was
-// not trusted) and canary.decision.rejected (signed decisions ignored because
-// they did not verify). Default: the global provider (otel.GetMeterProvider), a no-op
+// not trusted), canary.decision.rejected (signed decisions ignored because
+// they did not verify) and canary.consistency.rejected (consistency tokens
+// ignored likewise). Default: the global provider (otel.GetMeterProvider), a no-op
 // until the application registers one. Nil is ignored.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) {

@@ -22,8 +22,13 @@ type signConfig struct {
 // With a key, the engine's outbound adapters ([Engine.Transport], the client
 // interceptors) send a signed decision with each labelled call, and an
 // engine that is not an edge ([WithEdge]) adopts a valid, unexpired inbound
-// decision exactly (see [Engine.Decide]). Services that share the key trust
-// each other's decisions; keep it secret like any credential.
+// decision exactly (see [Engine.Decide]). The same key signs and verifies
+// consistency tokens: the outbound adapters send the write position of the
+// calling request's writes (X-Canary-Consistency), and a non-edge engine
+// hands a valid inbound one to dbwrap through Labels.Position, so that the
+// called service reads what the caller wrote (docs/db-routing.md). Services
+// that share the key trust each other's decisions and tokens; keep it secret
+// like any credential.
 //
 // Default: no key. No decision is sent, and inbound decisions are ignored.
 func WithSigningKey(key []byte, previous ...[]byte) Option {

@@ -54,9 +54,9 @@ func testApp(t testing.TB) string {
 	if len(name) > 36 {
 		name = name[:36]
 	}
-	// The pid keeps names apart when two checkouts test against the same
-	// servers at once.
-	return fmt.Sprintf("dbwrap_%s_%d_%d", name, os.Getpid()%100000, testSeq.Add(1))
+	// The pid keeps names (and the tables named after them) apart between
+	// test processes of different checkouts sharing the servers.
+	return fmt.Sprintf("dbwrap_%s_%d_%d", name, os.Getpid()%1000000, testSeq.Add(1))
 }
 
 func withApp(dsn, app string) string {
