@@ -40,9 +40,10 @@ type connector struct {
 	done     chan struct{}   // closed by Close
 	probeCtx context.Context // of the replay probes' queries; cancelled by Close
 	cancel   context.CancelFunc
-	life     sync.Mutex // serialises start and Close
-	closed   bool       // under life
-	closeErr error      // under life
+	probes   sync.WaitGroup // replay probes in flight
+	life     sync.Mutex     // serialises start and Close
+	closed   bool           // under life
+	closeErr error          // under life
 }
 
 // Connectors are the inner connectors of OpenDB and NewConnector: one per
@@ -168,9 +169,13 @@ func (c *connector) Close() error {
 	if p := c.poller.Load(); p != nil {
 		p.stop()
 	}
-	c.cancel()
 	for _, s := range c.replicas {
-		s.probe.close()
+		s.probe.stop()
+	}
+	c.cancel()
+	c.probes.Wait()
+	for _, s := range c.replicas {
+		s.probe.closeConn()
 	}
 	errs = append(errs, c.metrics.close())
 	for _, s := range c.servers {

@@ -12,10 +12,9 @@ import (
 const (
 	probeMinGap  = time.Millisecond      // between two probes of a replica that is replaying
 	probeMaxGap  = 10 * time.Millisecond // between two probes of a replica that is not
-	probeTimeout = time.Second           // of one probe query, at most
-	// probeMinTimeout is the least a probe query may take: the timeout is
-	// Config.ConsistencyWait within these bounds.
-	probeMinTimeout = 10 * time.Millisecond
+	probeTimeout = time.Second           // of one probe query
+	// probeConnectTimeout bounds the opening of a probe's connection.
+	probeConnectTimeout = 5 * time.Second
 )
 
 // errNotInRecovery: the server asked for its replay position is no replica.
@@ -35,7 +34,9 @@ type replayPositioner interface {
 // answer; probes follow each other at least probeMinGap apart, up to
 // probeMaxGap while the replica's position does not move (a paused or
 // stuck replica costs at most 1/probeMaxGap queries a second, whatever the
-// number of waiting reads). No probe runs when no read waits: reads whose
+// number of waiting reads). Each probe runs on a goroutine of its own,
+// which ends with it; Close cancels and waits for them. No probe runs when
+// no read waits: reads whose
 // token the poller's last position already covers, and reads without a
 // token, cost nothing.
 type replayProbe struct {
@@ -48,29 +49,35 @@ type replayProbe struct {
 }
 
 // await returns a channel closed when a probe of s that started no earlier
-// than now has ended: it joins the probe in flight, or runs one itself (the
-// caller then runs the query, and the channel is already closed on return).
-// It returns nil when the probe is closed.
+// than now has ended: the probe in flight, or a new one that it starts on a
+// goroutine of its own (so that every waiting read, the first one too, stops
+// waiting at its own deadline). It returns nil once the connector is closed.
 func (p *replayProbe) await(c *connector, s *server) <-chan struct{} {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
 		return nil
 	}
-	if ch := p.inflight; ch != nil {
-		p.mu.Unlock()
-		return ch
+	if p.inflight != nil {
+		return p.inflight
 	}
 	ch := make(chan struct{})
 	p.inflight = ch
 	wait := p.gap - time.Since(p.last)
-	p.mu.Unlock()
+	c.probes.Add(1)
+	go p.run(c, s, ch, wait)
+	return ch
+}
 
+// run is one probe: it waits for the gap since the previous one, reads the
+// replica's replay position, raises s.replay, and closes ch.
+func (p *replayProbe) run(c *connector, s *server, ch chan struct{}, wait time.Duration) {
+	defer c.probes.Done()
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-c.done:
+		case <-c.probeCtx.Done():
 			t.Stop()
 		}
 	}
@@ -78,31 +85,35 @@ func (p *replayProbe) await(c *connector, s *server) <-chan struct{} {
 	pos, err := p.query(c, s)
 
 	p.mu.Lock()
-	switch {
-	case err == nil && pos > before:
+	if err == nil && pos > before {
 		s.replay.Store(max(s.replay.Load(), pos))
 		p.gap = probeMinGap
-	default:
+	} else {
 		p.gap = min(max(2*p.gap, probeMinGap), probeMaxGap)
 	}
 	p.last = time.Now()
 	p.inflight = nil
 	p.mu.Unlock()
 	close(ch)
-	return ch
 }
 
-// query reads the replica's replay position on the probe's connection.
+// query reads the replica's replay position on the probe's connection,
+// opening it when needed. Only the probe in flight calls it.
 func (p *replayProbe) query(c *connector, s *server) (uint64, error) {
-	ctx, cancel := context.WithTimeout(c.probeCtx, min(max(c.set.wait, probeMinTimeout), probeTimeout))
-	defer cancel()
+	if c.probeCtx.Err() != nil {
+		return 0, c.probeCtx.Err()
+	}
 	if p.conn == nil {
+		ctx, cancel := context.WithTimeout(c.probeCtx, probeConnectTimeout)
 		ci, err := s.connector.Connect(ctx)
+		cancel()
 		if err != nil {
 			return 0, err
 		}
 		p.conn = ci
 	}
+	ctx, cancel := context.WithTimeout(c.probeCtx, probeTimeout)
+	defer cancel()
 	d := c.set.dialect
 	var pos uint64
 	var err error
@@ -122,16 +133,16 @@ func (p *replayProbe) query(c *connector, s *server) (uint64, error) {
 	return pos, err
 }
 
-// close waits for the probe in flight (the connector's probe context is
-// cancelled first) and closes the probe's connection.
-func (p *replayProbe) close() {
+// stop refuses new probes; the connector then cancels and waits for the
+// ones in flight, and calls closeConn.
+func (p *replayProbe) stop() {
 	p.mu.Lock()
 	p.closed = true
-	ch := p.inflight
 	p.mu.Unlock()
-	if ch != nil {
-		<-ch
-	}
+}
+
+// closeConn closes the probe's connection (no probe runs any more).
+func (p *replayProbe) closeConn() {
 	if p.conn != nil {
 		_ = p.conn.Close()
 		p.conn = nil

@@ -59,7 +59,7 @@ func (l *localTokens) save(key string, pos uint64, ttl time.Duration, now time.T
 		l.entries[key] = e
 		l.pushFront(e)
 		for len(l.entries) > l.capacity {
-			l.remove(l.tail)
+			l.remove(l.tail, now)
 		}
 	case !now.Before(e.expires):
 		l.setDirty(e, false)
@@ -152,8 +152,8 @@ func (l *localTokens) setDirty(e *localToken, d bool) {
 	}
 }
 
-func (l *localTokens) remove(e *localToken) {
-	if e.dirty && time.Now().Before(e.expires) {
+func (l *localTokens) remove(e *localToken, now time.Time) {
+	if e.dirty && now.Before(e.expires) {
 		l.lost++
 	}
 	l.setDirty(e, false)

@@ -25,8 +25,12 @@ type cutDialect struct {
 	cut   atomic.Int32 // positions reads cut
 }
 
+// cutKey marks the contexts of the writes whose position read may be cut
+// (not the poller's).
+type cutKey struct{}
+
 func (d *cutDialect) WritePosition(ctx context.Context, q Querier) (uint64, error) {
-	if d.armed.CompareAndSwap(true, false) {
+	if ctx.Value(cutKey{}) != nil && d.armed.CompareAndSwap(true, false) {
 		d.cut.Add(1)
 		d.proxy.Set(testenv.ProxyCut)
 		defer d.proxy.Set(testenv.ProxyPass)
@@ -90,7 +94,7 @@ func TestPGUnknownPositionReplacedByNextWrite(t *testing.T) {
 			}
 			db := e.open(t, cfg)
 			tbl := e.table(t, "id int")
-			bg := context.Background()
+			bg := context.WithValue(context.Background(), cutKey{}, true)
 			user := tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("7c", 16), Cohort: tenant.Stable}
 
 			req := tenant.NewContext(bg, user)
@@ -154,11 +158,14 @@ func TestPGUnknownPositionExpires(t *testing.T) {
 	cfg.TokenTTL = time.Second
 	db := e.open(t, cfg)
 	tbl := e.table(t, "id int")
-	bg := context.Background()
+	bg := context.WithValue(context.Background(), cutKey{}, true)
 	user := tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("8d", 16), Cohort: tenant.Stable}
 	d.armed.Store(true)
 	if _, err := db.ExecContext(tenant.NewContext(bg, user), "insert into "+tbl+" values (1)"); err != nil {
 		t.Fatal(err)
+	}
+	if d.cut.Load() != 1 {
+		t.Fatal("the position read was not cut")
 	}
 	start := time.Now()
 	if r, _ := Explain(tenant.NewContext(bg, user), db, "select 1"); r.Reason != ReasonSticky {
