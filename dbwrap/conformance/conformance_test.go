@@ -95,13 +95,13 @@ func TestConformance(t *testing.T) {
 	results := map[key]*runResult{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 3)
+	sem := make(chan struct{}, 6) // the runs mostly wait on the servers
 	for _, s := range run {
 		for _, mode := range []string{modeBare, modeDBWrap} {
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				r := runSuite(s, mode, work, dbs[s.name+"_"+mode], primary, replica)
+				r := runSuite(s, mode, work, dbs[s.name+"_"+mode], primary, replica, os.Getenv("CONFORM_RUN"), "")
 				mu.Lock()
 				results[key{s.name, mode}] = r
 				mu.Unlock()
@@ -121,12 +121,30 @@ func TestConformance(t *testing.T) {
 		if bare.err != nil || wrapped.err != nil {
 			continue
 		}
+		// A test that passes on the bare driver and fails through dbwrap
+		// unlisted runs once more, alone, to tell a flake (the machine is
+		// shared and busy) from a difference.
+		var flaky []string
+		if tops := unlistedTops(s.name, bare, wrapped, exp); len(tops) > 0 && len(tops) <= 20 {
+			again := runSuite(s, modeDBWrap, work, dbs[s.name+"_"+modeDBWrap], primary, replica,
+				"^("+strings.Join(tops, "|")+")$", ".rerun")
+			for name, st := range again.status {
+				if st == "pass" && wrapped.status[name] != "pass" {
+					flaky = append(flaky, name)
+				}
+				wrapped.status[name] = st
+			}
+			sort.Strings(flaky)
+		}
 		problems := compare(s.name, bare, wrapped, exp)
 		for _, p := range problems {
 			t.Error(p)
 		}
 		fmt.Fprintf(&report, "%s: bare %s in %v; dbwrap %s in %v; %s\n", s.name, bare.counts(), bare.took.Round(time.Second),
 			wrapped.counts(), wrapped.took.Round(time.Second), wrapped.routingLog)
+		for _, name := range flaky {
+			fmt.Fprintf(&report, "  failed through dbwrap, passed when run again alone (flaky): %s\n", name)
+		}
 		for _, name := range sortedKeys(wrapped.status) {
 			if wrapped.status[name] == "fail" && bare.status[name] == "pass" {
 				fmt.Fprintf(&report, "  fails through dbwrap: %s (%s)\n", name, exp.describe(s.name, name))
@@ -178,13 +196,14 @@ func (r *runResult) counts() string {
 var routingLogRE = regexp.MustCompile(`conform: \d+ queries went to the replica`)
 
 // runSuite runs the copied suite s in mode with `go test -json`.
-func runSuite(s suite, mode, work string, db dbURL, primary, replica string) *runResult {
+// runRE is its -run; suffix tells the output file of a rerun apart.
+func runSuite(s suite, mode, work string, db dbURL, primary, replica, runRE, suffix string) *runResult {
 	r := &runResult{mode: mode, status: map[string]string{}}
 	start := time.Now()
 	// -vet=off: upstream test code is not ours to vet.
 	args := []string{"test", "-json", "-count=1", "-vet=off", "-timeout=4m"}
-	if re := os.Getenv("CONFORM_RUN"); re != "" {
-		args = append(args, "-run", re)
+	if runRE != "" {
+		args = append(args, "-run", runRE)
 	}
 	args = append(args, "./"+filepath.ToSlash(filepath.Join("_work", s.name, s.pkg)))
 	cmd := exec.Command("go", args...)
@@ -225,7 +244,7 @@ func runSuite(s suite, mode, work string, db dbURL, primary, replica string) *ru
 	}
 	text.Write(stderr.Bytes())
 	r.output = text.String()
-	_ = os.WriteFile(filepath.Join(work, s.name+"."+mode+".out"), []byte(r.output), 0o644)
+	_ = os.WriteFile(filepath.Join(work, s.name+"."+mode+suffix+".out"), []byte(r.output), 0o644)
 	switch {
 	case len(r.status) == 0:
 		r.err = fmt.Errorf("no test ran (go test: %v)", runErr)
@@ -251,6 +270,24 @@ func cleanEnv() []string {
 	return env
 }
 
+// unlistedTops returns the top-level tests (quoted for -run) that pass on
+// the bare driver and not through dbwrap, and that exp does not list.
+func unlistedTops(suite string, bare, wrapped *runResult, exp *expected) []string {
+	seen := map[string]bool{}
+	var tops []string
+	for _, name := range sortedKeys(bare.status) {
+		if bare.status[name] != "pass" || name == routingTest || wrapped.status[name] == "pass" || exp.covers(suite, name) {
+			continue
+		}
+		top, _, _ := strings.Cut(name, "/")
+		if !seen[top] {
+			seen[top] = true
+			tops = append(tops, regexp.QuoteMeta(top))
+		}
+	}
+	return tops
+}
+
 // compare returns a problem for each test that passes on the bare driver
 // and not through dbwrap without an entry in exp, and for each entry of exp
 // that does not fail through dbwrap while it passes on the bare driver.
@@ -274,6 +311,9 @@ func compare(suite string, bare, wrapped *runResult, exp *expected) []string {
 		if e.suite != suite {
 			continue
 		}
+		if e.kind == kindIntermittent {
+			continue
+		}
 		if bare.status[e.test] != "pass" || wrapped.status[e.test] != "fail" {
 			problems = append(problems, fmt.Sprintf("%s: expected.txt lists %s (%s) but it is %q on the bare driver and %q through dbwrap: remove it from the list",
 				suite, e.test, e.kind, bare.status[e.test], wrapped.status[e.test]))
@@ -290,6 +330,13 @@ type expected struct {
 	entries []expEntry
 	minPass map[string]int
 }
+
+// Kinds of expected.txt entries.
+const (
+	kindByDesign     = "by-design"       // a consequence of routing
+	kindBug          = "dbwrap-bug"      // fails through dbwrap every time
+	kindIntermittent = "dbwrap-bug-racy" // a dbwrap bug a racy test hits only sometimes: not required to fail
+)
 
 type expEntry struct {
 	suite, test, kind, reason string
@@ -353,8 +400,8 @@ func parseExpected(r io.Reader, path string) (*expected, error) {
 			exp.minPass[f[0]] = n
 			continue
 		}
-		if f[2] != "by-design" && f[2] != "dbwrap-bug" {
-			return nil, fmt.Errorf("%s:%d: kind: want by-design or dbwrap-bug, got %q", path, line, f[2])
+		if f[2] != kindByDesign && f[2] != kindBug && f[2] != kindIntermittent {
+			return nil, fmt.Errorf("%s:%d: kind: want %s, %s or %s, got %q", path, line, kindByDesign, kindBug, kindIntermittent, f[2])
 		}
 		if len(f) < 4 {
 			return nil, fmt.Errorf("%s:%d: reason: missing for %s", path, line, f[1])

@@ -60,6 +60,15 @@ func Replica() (host string, port uint16) {
 	return u.Hostname(), uint16(p)
 }
 
+// IsPrimary reports whether host and port are the primary's (from
+// CONFORM_PRIMARY). The suites route only their databases on the test
+// primary: a DSN that names a fake server, a wrong port or several hosts is
+// opened on the bare driver.
+func IsPrimary(host string, port uint16) bool {
+	u, err := url.Parse(os.Getenv(EnvPrimary))
+	return err == nil && u.Hostname() == host && u.Port() == strconv.Itoa(int(port))
+}
+
 // OpenDB opens a dbwrap database over primary and one replica. driverName
 // picks dbwrap's dialect ("postgres" or "pgx"). It returns once the poller
 // has judged the replica, so reads go to it from the first statement.
