@@ -21,7 +21,7 @@ test:
 	$(GO) test -race -count=1 -timeout 15m ./...; \
 	$(GO) test -count=1 -run Alloc $(ALLOC_PKGS); \
 	(cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...); \
-	cd dbwrap/conformance && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+	cd dbwrap/conformance && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...
 
 # testenv prints the environment the tests use; `eval "$(make -s testenv)"`.
 testenv:

@@ -179,10 +179,11 @@ type runResult struct {
 	err        error // the run itself failed (build error, crash outside a test)
 }
 
+// count counts the suite's own tests (and subtests) with action.
 func (r *runResult) count(action string) int {
 	n := 0
-	for _, a := range r.status {
-		if a == action {
+	for name, a := range r.status {
+		if a == action && name != routingTest {
 			n++
 		}
 	}
@@ -290,7 +291,8 @@ func unlistedTops(suite string, bare, wrapped *runResult, exp *expected) []strin
 
 // compare returns a problem for each test that passes on the bare driver
 // and not through dbwrap without an entry in exp, and for each entry of exp
-// that does not fail through dbwrap while it passes on the bare driver.
+// (other than dbwrap-bug-racy) that passes both on the bare driver and
+// through dbwrap.
 func compare(suite string, bare, wrapped *runResult, exp *expected) []string {
 	var problems []string
 	for _, name := range sortedKeys(bare.status) {
@@ -314,9 +316,11 @@ func compare(suite string, bare, wrapped *runResult, exp *expected) []string {
 		if e.kind == kindIntermittent {
 			continue
 		}
-		if bare.status[e.test] != "pass" || wrapped.status[e.test] != "fail" {
-			problems = append(problems, fmt.Sprintf("%s: expected.txt lists %s (%s) but it is %q on the bare driver and %q through dbwrap: remove it from the list",
-				suite, e.test, e.kind, bare.status[e.test], wrapped.status[e.test]))
+		// A listed test that did not pass on the bare driver this time (a
+		// flake of the suite, or a -run that left it out) is not judged.
+		if bare.status[e.test] == "pass" && wrapped.status[e.test] == "pass" {
+			problems = append(problems, fmt.Sprintf("%s: expected.txt lists %s (%s) but it passes through dbwrap: remove it from the list",
+				suite, e.test, e.kind))
 		}
 	}
 	return problems
