@@ -73,8 +73,11 @@ func IsPrimary(host string, port uint16) bool {
 // picks dbwrap's dialect ("postgres" or "pgx"). It returns once the poller
 // has judged the replica, so reads go to it from the first statement.
 func OpenDB(driverName string, primary, replica driver.Connector) (*sql.DB, error) {
+	// A short RecoverAfter: a replica the poller finds unfit for a moment
+	// (a poll that timed out on a busy machine) serves reads again soon,
+	// so that reads go to the replica as they would on a quiet machine.
 	db, err := dbwrap.OpenDB(dbwrap.Connectors{Primary: primary, Replicas: []driver.Connector{replica}},
-		dbwrap.Config{DriverName: driverName, PollInterval: 200 * time.Millisecond})
+		dbwrap.Config{DriverName: driverName, PollInterval: 200 * time.Millisecond, RecoverAfter: 200 * time.Millisecond})
 	if err != nil {
 		return nil, fmt.Errorf("conform: dbwrap.OpenDB: %w", err)
 	}
@@ -84,7 +87,30 @@ func OpenDB(driverName string, primary, replica driver.Connector) (*sql.DB, erro
 		db.Close()
 		return nil, fmt.Errorf("conform: %w", err)
 	}
-	return db, nil
+	// Until the replica serves reads, the suite would silently run on the
+	// primary alone. A replica these settings cannot reach at all (the
+	// suites' wrong users, databases and parameters) is left to dbwrap.
+	probe, err := replica.Connect(ctx)
+	if err != nil {
+		return db, nil
+	}
+	probe.Close()
+	for {
+		r, err := dbwrap.Explain(ctx, db, "select 1")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("conform: %w", err)
+		}
+		if r.Target == dbwrap.TargetReplica {
+			return db, nil
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("conform: the replica does not serve reads (%s): %w", r, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ReplicaQueries returns how many query messages (simple query, parse or
