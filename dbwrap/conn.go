@@ -84,6 +84,12 @@ func (c *conn) innerConn(ctx context.Context, s *server) (driver.Conn, error) {
 	}
 	ci, err := s.connector.Connect(ctx)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller's own cancellation or deadline, as database/sql
+			// reports it when it ends before a connection is had: this is
+			// what the bare driver's caller would see.
+			return nil, cerr
+		}
 		serr := &serverError{server: s.name, primary: primary, op: "connect to", err: err}
 		if primary && ctx.Err() == nil && c.c.set.primaryRetry > 0 {
 			var stored error = serr

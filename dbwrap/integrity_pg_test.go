@@ -41,7 +41,7 @@ func (e *pgEnv) killBackend(t *testing.T, server *sql.DB, pid int) {
 }
 
 // A transaction whose backend dies fails: every later statement, Commit and
-// Rollback return errors, none of them is driver.ErrBadConn (database/sql
+// Rollback return errors, no statement or Commit returns driver.ErrBadConn (database/sql
 // would retry it), and nothing of the transaction is committed: neither the
 // row inserted before the break nor those "inserted" after it (issue 11:
 // rows 2-4 used to be committed on a silently reopened connection).

@@ -59,7 +59,14 @@ func (t *tx) Rollback() error {
 	}
 	err := t.inner.Rollback()
 	if err != nil {
+		ierr := err
 		err = c.innerFailed(t.srv, err)
+		if errors.Is(ierr, driver.ErrBadConn) {
+			// database/sql never retries a rollback: the driver's
+			// ErrBadConn only makes it discard the connection, as with the
+			// bare driver (the conn is lost all the same).
+			err = ierr
+		}
 	}
 	t.end()
 	return err
