@@ -158,7 +158,9 @@ func (g *Guard) read(hists *[2]Histogram) Snapshot {
 // failures in a small window), Fisher's exact test must agree at the same
 // confidence.
 //
-// The latency rule trips when both cohorts hold LatencyMinSamples, the
+// The latency rule also leaves out the most samples any one canary unit
+// counted (Figures.TopUnitSamples), taken as slow. It trips when both
+// cohorts hold LatencyMinSamples, the
 // canary's p95 exceeds stable's times LatencyFactor and stable's plus
 // LatencyMargin, and an exact binomial test at Confidence says that more than
 // 5 % of the canary's requests are slower than that threshold (that is, the
@@ -207,7 +209,11 @@ func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
 		if c.P95 > limit && c.P95-st.P95 > cfg.LatencyMargin {
 			// H0: the canary's p95 is at most limit, i.e. at most 5 % of its
 			// requests are slower than limit.
-			trip.PValue = binomialUpper(hists[canaryIdx].countAbove(limit), c.Samples, 0.05, alpha)
+			// Leave one out: the canary's slow requests and samples without
+			// the most any one unit counted.
+			slow, n := hists[canaryIdx].countAbove(limit), c.Samples
+			top := min(c.TopUnitSamples, slow)
+			trip.PValue = binomialUpper(slow-top, n-top, 0.05, alpha)
 			if trip.PValue <= alpha {
 				trip.Rule = RuleLatencyP95
 				return trip, true

@@ -31,6 +31,9 @@ type Figures struct {
 	// failure rule leaves that many failures out, so that no single unit
 	// can trip the guard alone.
 	TopUnitFailures uint64
+	// TopUnitSamples bounds the samples counted for any one unit: the
+	// latency rule leaves that many slow requests out.
+	TopUnitSamples uint64
 }
 
 func figuresOf(n *counts, c int) Figures {
@@ -38,6 +41,7 @@ func figuresOf(n *counts, c int) Figures {
 	f := Figures{Samples: h.Count(), Failures: n.fails[c], ClientCancelled: n.cancelled[c],
 		OverUnitCap: n.capped[c], UntrackedUnits: n.untracked[c]}
 	f.FailingUnits, f.TopUnitFailures = n.unitFailures(c)
+	f.TopUnitSamples = n.topUnitSamples(c)
 	if f.Failures > f.Samples {
 		f.Failures = f.Samples // a Record caught between its two counters
 	}

@@ -2,7 +2,7 @@ package guard
 
 import (
 	"math"
-		"runtime"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,10 +40,11 @@ type slot struct {
 	epoch     atomic.Int64 // bucket number held, or epochResetting / epochEmpty
 	fails     [2]atomic.Uint64
 	hist      [2][HistogramBins]atomic.Uint64
-	cancelled [2]atomic.Uint64                  // client-cancelled outcomes
-	capped    [2]atomic.Uint64                  // left out: the unit had its samples
-	untracked [2]atomic.Uint64                  // left out: the unit table was full
-	sketch    [2][sketchCells]atomic.Uint32     // failures of units, by hash
+	cancelled [2]atomic.Uint64              // client-cancelled outcomes
+	capped    [2]atomic.Uint64              // left out: the unit had its samples
+	untracked [2]atomic.Uint64              // left out: the unit table was full
+	sketch    [2][sketchCells]atomic.Uint32 // failures of units, by hash
+	samples   [2][sketchCells]atomic.Uint32 // samples of units, by hash
 
 	// units are the per-unit counters of both cohorts, open addressing:
 	// fingerprint (32 bits) | bucket tag (24 bits) | count (8 bits). An
@@ -62,6 +63,7 @@ func (s *slot) clear() {
 		s.untracked[c].Store(0)
 		for i := range s.sketch[c] {
 			s.sketch[c][i].Store(0)
+			s.samples[c][i].Store(0)
 		}
 		for b := range s.hist[c] {
 			s.hist[c][b].Store(0)
@@ -234,9 +236,12 @@ func (w *window) record(t time.Time, c int, kind Kind, u unit, latency time.Dura
 			return
 		}
 	}
+	if u.ok { // an outcome without a unit is a unit of its own: not in the sketches
+		s.samples[c][(u.h>>16)%sketchCells].Add(1)
+	}
 	if kind == Failure {
 		s.fails[c].Add(1)
-		if u.ok { // an outcome without a unit is a unit of its own: not in the sketch
+		if u.ok {
 			s.sketch[c][(u.h>>16)%sketchCells].Add(1)
 		}
 	}
@@ -270,7 +275,7 @@ func (w *window) reset() {
 type counts struct {
 	fails, cancelled, capped, untracked [2]uint64
 	hists                               [2]Histogram
-	sketch                              [2][sketchCells]uint32
+	sketch, samples                     [2][sketchCells]uint32
 }
 
 func (d *counts) add(o *counts) {
@@ -282,6 +287,7 @@ func (d *counts) add(o *counts) {
 		d.hists[c].Merge(&o.hists[c])
 		for i, n := range o.sketch[c] {
 			d.sketch[c][i] += n
+			d.samples[c][i] += o.samples[c][i]
 		}
 	}
 }
@@ -299,6 +305,7 @@ func (d *counts) remove(o *counts) {
 		h.count -= x.count
 		for i, n := range o.sketch[c] {
 			d.sketch[c][i] -= n
+			d.samples[c][i] -= o.samples[c][i]
 		}
 	}
 }
@@ -328,6 +335,20 @@ func (d *counts) unitFailures(c int) (units, top uint64) {
 	return max(uint64(math.Round(est)), uint64(nonZero)) + lone, top
 }
 
+// topUnitSamples returns the most samples any one unit of cohort c can have
+// counted (1 when there are samples without a unit only).
+func (d *counts) topUnitSamples(c int) uint64 {
+	var top, in uint64
+	for _, n := range d.samples[c] {
+		top = max(top, uint64(n))
+		in += uint64(n)
+	}
+	if d.hists[c].count > in {
+		top = max(top, 1)
+	}
+	return top
+}
+
 // readSlot copies the counters of s, which held bucket epoch, into d; it
 // reports false when the slot was recycled while being read.
 func readSlot(s *slot, epoch int64, d *counts) bool {
@@ -338,6 +359,7 @@ func readSlot(s *slot, epoch int64, d *counts) bool {
 		d.untracked[c] = s.untracked[c].Load()
 		for i := range d.sketch[c] {
 			d.sketch[c][i] = s.sketch[c][i].Load()
+			d.samples[c][i] = s.samples[c][i].Load()
 		}
 		h := &d.hists[c]
 		h.count = 0
