@@ -45,6 +45,7 @@ type slot struct {
 	untracked [2]atomic.Uint64              // left out: the unit table was full
 	sketch    [2][sketchCells]atomic.Uint32 // failures of units, by hash
 	samples   [2][sketchCells]atomic.Uint32 // samples of units, by hash
+	hasUnits  [2]atomic.Bool                // the sketches may be non-zero
 
 	// units are the per-unit counters of both cohorts, open addressing:
 	// fingerprint (32 bits) | bucket tag (24 bits) | count (8 bits). An
@@ -61,9 +62,12 @@ func (s *slot) clear() {
 		s.cancelled[c].Store(0)
 		s.capped[c].Store(0)
 		s.untracked[c].Store(0)
-		for i := range s.sketch[c] {
-			s.sketch[c][i].Store(0)
-			s.samples[c][i].Store(0)
+		if s.hasUnits[c].Load() {
+			for i := range s.sketch[c] {
+				s.sketch[c][i].Store(0)
+				s.samples[c][i].Store(0)
+			}
+			s.hasUnits[c].Store(false)
 		}
 		for b := range s.hist[c] {
 			s.hist[c][b].Store(0)
@@ -237,6 +241,9 @@ func (w *window) record(t time.Time, c int, kind Kind, u unit, latency time.Dura
 		}
 	}
 	if u.ok { // an outcome without a unit is a unit of its own: not in the sketches
+		if !s.hasUnits[c].Load() {
+			s.hasUnits[c].Store(true)
+		}
 		s.samples[c][(u.h>>16)%sketchCells].Add(1)
 	}
 	if kind == Failure {
@@ -276,6 +283,7 @@ type counts struct {
 	fails, cancelled, capped, untracked [2]uint64
 	hists                               [2]Histogram
 	sketch, samples                     [2][sketchCells]uint32
+	units                               [2]bool // the sketches may be non-zero
 }
 
 func (d *counts) add(o *counts) {
@@ -285,6 +293,10 @@ func (d *counts) add(o *counts) {
 		d.capped[c] += o.capped[c]
 		d.untracked[c] += o.untracked[c]
 		d.hists[c].Merge(&o.hists[c])
+		if !o.units[c] {
+			continue
+		}
+		d.units[c] = true
 		for i, n := range o.sketch[c] {
 			d.sketch[c][i] += n
 			d.samples[c][i] += o.samples[c][i]
@@ -303,6 +315,9 @@ func (d *counts) remove(o *counts) {
 			h.bins[b] -= n
 		}
 		h.count -= x.count
+		if !o.units[c] {
+			continue
+		}
 		for i, n := range o.sketch[c] {
 			d.sketch[c][i] -= n
 			d.samples[c][i] -= o.samples[c][i]
@@ -316,6 +331,9 @@ func (d *counts) remove(o *counts) {
 func (d *counts) unitFailures(c int) (units, top uint64) {
 	var inSketch uint64
 	nonZero := 0
+	if !d.units[c] {
+		return d.fails[c], min(d.fails[c], 1)
+	}
 	for _, n := range d.sketch[c] {
 		if n > 0 {
 			nonZero++
@@ -339,6 +357,9 @@ func (d *counts) unitFailures(c int) (units, top uint64) {
 // counted (1 when there are samples without a unit only).
 func (d *counts) topUnitSamples(c int) uint64 {
 	var top, in uint64
+	if !d.units[c] {
+		return min(d.hists[c].count, 1)
+	}
 	for _, n := range d.samples[c] {
 		top = max(top, uint64(n))
 		in += uint64(n)
@@ -357,9 +378,16 @@ func readSlot(s *slot, epoch int64, d *counts) bool {
 		d.cancelled[c] = s.cancelled[c].Load()
 		d.capped[c] = s.capped[c].Load()
 		d.untracked[c] = s.untracked[c].Load()
-		for i := range d.sketch[c] {
-			d.sketch[c][i] = s.sketch[c][i].Load()
-			d.samples[c][i] = s.samples[c][i].Load()
+		switch {
+		case s.hasUnits[c].Load():
+			d.units[c] = true
+			for i := range d.sketch[c] {
+				d.sketch[c][i] = s.sketch[c][i].Load()
+				d.samples[c][i] = s.samples[c][i].Load()
+			}
+		case d.units[c]:
+			d.units[c] = false
+			d.sketch[c], d.samples[c] = [sketchCells]uint32{}, [sketchCells]uint32{}
 		}
 		h := &d.hists[c]
 		h.count = 0
