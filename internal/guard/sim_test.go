@@ -296,6 +296,15 @@ func TestSimulationLatencyRule(t *testing.T) {
 	})
 }
 
+// fewSeeds is n, or 2 under the race detector: for the long simulations
+// added with units, which the seeds of the targets already cover.
+func fewSeeds(n int) int {
+	if raceEnabled {
+		return 2
+	}
+	return n
+}
+
 // withUsers is healthy traffic from users users.
 func withUsers(tr traffic, users int) traffic {
 	tr.users = users
@@ -326,7 +335,7 @@ func TestSimulationWithUnits(t *testing.T) {
 			duration:  10 * time.Minute,
 			evalEvery: 100 * time.Millisecond,
 		}
-		for seed := range uint64(seeds(20)) {
+		for seed := range uint64(fewSeeds(20)) {
 			if trip, ok := sc.run(t, seed); ok {
 				t.Fatalf("seed %d: tripped: %v", seed, trip)
 			}
@@ -346,7 +355,7 @@ func TestSimulationClientCancelledFloods(t *testing.T) {
 			evalEvery: 250 * time.Millisecond,
 			floods:    []flood{{cohort: tenant.Canary, rps: 200, kind: ClientCancelled}},
 		}
-		for seed := range uint64(seeds(5)) {
+		for seed := range uint64(fewSeeds(5)) {
 			if trip, ok := sc.run(t, seed); ok {
 				t.Fatalf("seed %d: tripped: %v", seed, trip)
 			}
@@ -360,7 +369,7 @@ func TestSimulationClientCancelledFloods(t *testing.T) {
 			evalEvery: 250 * time.Millisecond,
 			floods:    []flood{{cohort: tenant.Stable, rps: 2000, kind: ClientCancelled}},
 		}
-		for seed := range uint64(seeds(50)) {
+		for seed := range uint64(fewSeeds(50)) {
 			trip, ok := sc.run(t, seed)
 			if !ok {
 				t.Fatalf("seed %d: no trip within 5 s", seed)
@@ -387,7 +396,7 @@ func TestSimulationOneUnitCannotTrip(t *testing.T) {
 		if canaryUsers == 0 {
 			sc.canary.rps = 0
 		}
-		for seed := range uint64(seeds(5)) {
+		for seed := range uint64(fewSeeds(5)) {
 			if trip, ok := sc.run(t, seed); ok {
 				t.Fatalf("other canary users %d, seed %d: one unit tripped the guard: %v", canaryUsers, seed, trip)
 			}
