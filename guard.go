@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/reqcanary/canary/internal/guard"
 	"github.com/reqcanary/canary/tenant"
 )
@@ -277,37 +275,7 @@ func (e *Engine) killReason(p *compiledPlan) string {
 	return tenant.ReasonGuard
 }
 
-// RecordOutcome feeds the guard one request of cohort c (stable or canary;
-// others are ignored) that failed or not and took latency, and counts it in
-// the canary.outcomes metric. While a guard is configured, the engine's HTTP
-// middleware and gRPC server interceptors call it for every labelled request
-// (with no guard they skip it, reading no clock); call it for the outcomes
-// they cannot see, such as a fallback taken or a shadow response that
-// differed from the canary's (report those as failed). It is lock-free and
-// does not allocate; with the guard off only the metric is counted. Safe for
-// concurrent use.
-func (e *Engine) RecordOutcome(ctx context.Context, c tenant.Cohort, failed bool, latency time.Duration) {
-	if c != tenant.Stable && c != tenant.Canary {
-		return
-	}
-	if gs := e.g.state.Load(); gs != nil {
-		gs.g.Record(c, failed, latency)
-	}
-	e.g.tel.outcome(ctx, c, failed)
-}
-
 // guardOn reports whether a guard is configured: the engine's middleware and
 // server interceptors report outcomes only then, so that an engine without a
 // guard reads no clock and wraps no ResponseWriter.
 func (e *Engine) guardOn() bool { return e.g.state.Load() != nil }
-
-// recordHTTP is the engine middleware's outcome hook: a 5xx is a failure.
-func (e *Engine) recordHTTP(ctx context.Context, l tenant.Labels, status int, elapsed time.Duration) {
-	e.RecordOutcome(ctx, l.Cohort, guard.HTTPFailed(status), elapsed)
-}
-
-// recordGRPC is the gRPC server interceptors' outcome hook: Unavailable,
-// Internal, Unknown, DeadlineExceeded and DataLoss are failures.
-func (e *Engine) recordGRPC(ctx context.Context, l tenant.Labels, code codes.Code, elapsed time.Duration) {
-	e.RecordOutcome(ctx, l.Cohort, guard.GRPCFailed(code), elapsed)
-}

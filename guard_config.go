@@ -20,6 +20,8 @@ const (
 	DefaultGuardConfidence        = guard.DefaultConfidence        // at 99.9 % confidence
 	DefaultGuardLatencyFactor     = guard.DefaultLatencyFactor     // canary p95 1.5 × stable's
 	DefaultGuardLatencyMinSamples = guard.DefaultLatencyMinSamples // 100 requests each
+	DefaultGuardUnitSamples       = guard.DefaultUnitSamples       // 4 outcomes per user (or tenant) per bucket
+	DefaultGuardMaxUnits          = guard.DefaultMaxUnits          // 512 users (or tenants) tracked per cohort and bucket
 )
 
 // GuardConfig configures the guard: the engine records every labelled
@@ -44,6 +46,8 @@ const (
 //	  latency_factor: 1.5     # canary p95 > 1.5 × stable's p95
 //	  latency_margin: 0s
 //	  latency_min_samples: 100
+//	  unit_samples: 4         # outcomes per user (else tenant) per bucket
+//	  max_units: 512          # users (tenants) tracked per cohort and bucket
 //	  cooldown: 0s            # 0: stays tripped until re-armed
 //
 // A GuardConfig is a plain comparable value.
@@ -78,6 +82,15 @@ type GuardConfig struct {
 	LatencyMinSamples int           `yaml:"latency_min_samples"`
 	// DisableLatencyRule turns the latency rule off.
 	DisableLatencyRule bool `yaml:"disable_latency_rule"`
+	// UnitSamples is the most outcomes one randomisation unit (a user, else
+	// a tenant) counts per bucket, 1 to 255; its further outcomes in that
+	// bucket are left out. See docs/guard.md, "One client cannot decide".
+	UnitSamples int `yaml:"unit_samples"`
+	// MaxUnits is the number of units tracked per cohort and bucket, 16 to
+	// 65536 (rounded up to a power of two); outcomes of further units in a
+	// full bucket are left out. It bounds the guard's memory: buckets × 2 ×
+	// MaxUnits × 8 bytes.
+	MaxUnits int `yaml:"max_units"`
 	// Cooldown, when positive, re-arms the guard by itself that long after it
 	// tripped. Default 0: the kill switch stays on until an operator re-arms
 	// it ([Engine.RearmGuard], the admin handler's rearm action).
@@ -99,6 +112,8 @@ func (c GuardConfig) internal() guard.Config {
 		LatencyMargin:      c.LatencyMargin,
 		LatencyMinSamples:  c.LatencyMinSamples,
 		DisableLatencyRule: c.DisableLatencyRule,
+		UnitSamples:        c.UnitSamples,
+		MaxUnits:           c.MaxUnits,
 	}
 }
 
@@ -110,6 +125,7 @@ func (c GuardConfig) WithDefaults() GuardConfig {
 	c.MinCanarySamples, c.MinStableSamples = d.MinCanarySamples, d.MinStableSamples
 	c.FailureRatio, c.FailureMargin, c.Confidence = d.FailureRatio, d.FailureMargin, d.Confidence
 	c.LatencyFactor, c.LatencyMinSamples = d.LatencyFactor, d.LatencyMinSamples
+	c.UnitSamples, c.MaxUnits = d.UnitSamples, d.MaxUnits
 	return c
 }
 
@@ -161,7 +177,8 @@ func checkGuard(g *GuardConfig, fail func(key, reason string)) {
 var guardKeys = []string{
 	"enabled", "buckets", "bucket_width", "min_canary_samples", "min_stable_samples",
 	"failure_ratio", "failure_margin", "confidence", "disable_failure_rule",
-	"latency_factor", "latency_margin", "latency_min_samples", "disable_latency_rule", "cooldown",
+	"latency_factor", "latency_margin", "latency_min_samples", "disable_latency_rule",
+	"unit_samples", "max_units", "cooldown",
 }
 
 // itoa is strconv.Itoa, for brevity.

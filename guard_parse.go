@@ -42,6 +42,10 @@ func (w *planWalker) guard(p *Plan, path string, n *yaml.Node) {
 			g.LatencyMinSamples, _ = w.integer(path, v)
 		case "disable_latency_rule":
 			g.DisableLatencyRule, _ = w.boolean(path, v)
+		case "unit_samples":
+			g.UnitSamples, _ = w.integer(path, v)
+		case "max_units":
+			g.MaxUnits, _ = w.integer(path, v)
 		case "cooldown":
 			g.Cooldown, _ = w.duration(path, v)
 		}

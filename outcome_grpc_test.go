@@ -25,10 +25,12 @@ import (
 func TestServerInterceptorOptionsFeedTheGuard(t *testing.T) {
 	e := newTestEngine(t, "canary_percent: 100\n", WithGuard(GuardConfig{Enabled: true}))
 	unary := interceptors.UnaryServer(e, e.serverInterceptorOptions()...)
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-tenant-id", "acme", "x-user-id", "bob"))
 	all := []codes.Code{codes.OK, codes.NotFound, codes.InvalidArgument, codes.Canceled, codes.PermissionDenied,
 		codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.DataLoss}
-	for _, c := range all {
+	for i, c := range all {
+		// Each call from its own user: one user counts at most unit_samples
+		// outcomes per bucket.
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-tenant-id", "acme", "x-user-id", "bob"+itoa(i)))
 		_, _ = unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/shop.Cart/Add"}, func(context.Context, any) (any, error) {
 			if c == codes.OK {
 				return "ok", nil

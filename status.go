@@ -69,12 +69,26 @@ type GuardStatus struct {
 
 // CohortFigures are one cohort's figures over the guard's window.
 type CohortFigures struct {
-	Requests    uint64  `json:"requests"`
+	Requests    uint64  `json:"requests"` // outcomes counted: successes and failures
 	Failures    uint64  `json:"failures"`
 	FailureRate float64 `json:"failure_rate"` // Failures / Requests, 0 without requests
 	P50Millis   float64 `json:"p50_ms"`
 	P95Millis   float64 `json:"p95_ms"`
 	P99Millis   float64 `json:"p99_ms"`
+	// ClientCancelled counts requests whose client went away (outcome
+	// client-cancelled): not in Requests, never a failure.
+	ClientCancelled uint64 `json:"client_cancelled"`
+	// OverUnitCap counts outcomes left out because their user (or tenant)
+	// had already counted unit_samples in their bucket.
+	OverUnitCap uint64 `json:"over_unit_cap"`
+	// UntrackedUnits counts outcomes left out because their bucket already
+	// tracked max_units users (or tenants).
+	UntrackedUnits uint64 `json:"untracked_units"`
+	// FailingUnits estimates the distinct users (or tenants) with a failure.
+	FailingUnits uint64 `json:"failing_units"`
+	// TopUnitFailures bounds the failures of any one user (or tenant): the
+	// failure rule leaves them out.
+	TopUnitFailures uint64 `json:"top_unit_failures"`
 }
 
 // TripStatus says why the guard tripped.
@@ -114,7 +128,9 @@ type FleetStatus struct {
 func figures(f guard.Figures) CohortFigures {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return CohortFigures{Requests: f.Samples, Failures: f.Failures, FailureRate: f.FailureRate,
-		P50Millis: ms(f.P50), P95Millis: ms(f.P95), P99Millis: ms(f.P99)}
+		P50Millis: ms(f.P50), P95Millis: ms(f.P95), P99Millis: ms(f.P99),
+		ClientCancelled: f.ClientCancelled, OverUnitCap: f.OverUnitCap, UntrackedUnits: f.UntrackedUnits,
+		FailingUnits: f.FailingUnits, TopUnitFailures: f.TopUnitFailures}
 }
 
 // Status reports the engine's plan, kill switch, guard and fleet switch at
@@ -228,6 +244,8 @@ func (g GuardConfig) MarshalJSON() ([]byte, error) {
 		LatencyMargin      string  `json:"latency_margin,omitempty"`
 		LatencyMinSamples  int     `json:"latency_min_samples,omitempty"`
 		DisableLatencyRule bool    `json:"disable_latency_rule,omitempty"`
+		UnitSamples        int     `json:"unit_samples,omitempty"`
+		MaxUnits           int     `json:"max_units,omitempty"`
 		Cooldown           string  `json:"cooldown,omitempty"`
 	}
 	dur := func(d time.Duration) string {
@@ -241,7 +259,8 @@ func (g GuardConfig) MarshalJSON() ([]byte, error) {
 		FailureRatio: g.FailureRatio, FailureMargin: g.FailureMargin, Confidence: g.Confidence,
 		DisableFailureRule: g.DisableFailureRule, LatencyFactor: g.LatencyFactor,
 		LatencyMargin: dur(g.LatencyMargin), LatencyMinSamples: g.LatencyMinSamples,
-		DisableLatencyRule: g.DisableLatencyRule, Cooldown: dur(g.Cooldown)})
+		DisableLatencyRule: g.DisableLatencyRule, UnitSamples: g.UnitSamples, MaxUnits: g.MaxUnits,
+		Cooldown: dur(g.Cooldown)})
 }
 
 var _ json.Marshaler = GuardConfig{}

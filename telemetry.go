@@ -22,7 +22,7 @@ import (
 // docs/operations.md.
 const (
 	MetricDecisions     = "canary.decisions"                 // counter: decisions by cohort and reason
-	MetricOutcomes      = "canary.outcomes"                  // counter: outcomes by cohort, success or failure (while a guard is configured)
+	MetricOutcomes      = "canary.outcomes"                  // counter: outcomes by cohort, success, failure or client-cancelled (while a guard is configured)
 	MetricGuardTrips    = "canary.guard.trips"               // counter: guard trips by rule
 	MetricGuardState    = "canary.guard.state"               // gauge: 0 off, 1 armed, 2 tripped
 	MetricKillSwitch    = "canary.kill_switch"               // gauge: 1 while the kill switch is on
@@ -59,7 +59,7 @@ type telemetry struct {
 	warn      func(name string, err error)
 
 	decOpts map[string]*[2][]metric.AddOption // by reason, then cohort
-	outOpts [2][2][]metric.AddOption          // by cohort, then failed
+	outOpts [2][3][]metric.AddOption          // by cohort, then OutcomeKind
 }
 
 func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider) *telemetry {
@@ -94,9 +94,9 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 		t.decOpts[r] = decisionOpts(r)
 	}
 	for ci, c := range cohorts {
-		for fi, out := range []string{"success", "failure"} {
-			t.outOpts[ci][fi] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				middleware.AttrVariant.String(string(c)), attrOutcome.String(out)))}
+		for k := range t.outOpts[ci] {
+			t.outOpts[ci][k] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+				middleware.AttrVariant.String(string(c)), attrOutcome.String(OutcomeKind(k).String())))}
 		}
 	}
 
@@ -182,12 +182,11 @@ func (t *telemetry) decided(ctx context.Context, l tenant.Labels) {
 }
 
 // outcome counts one outcome.
-func (t *telemetry) outcome(ctx context.Context, c tenant.Cohort, failed bool) {
-	fi := 0
-	if failed {
-		fi = 1
+func (t *telemetry) outcome(ctx context.Context, c tenant.Cohort, k OutcomeKind) {
+	if int(k) >= len(t.outOpts[0]) {
+		k = OutcomeFailure
 	}
-	t.outcomes.Add(ctx, 1, t.outOpts[cohortIdx(c)][fi]...)
+	t.outcomes.Add(ctx, 1, t.outOpts[cohortIdx(c)][k]...)
 }
 
 // tripped counts a trip and emits the trip event.

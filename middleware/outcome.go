@@ -13,7 +13,9 @@ import (
 )
 
 // OutcomeFunc receives the outcome of one labelled request: its labels, the
-// status code the handler answered with, and how long the handler took.
+// status code the handler answered with, and how long the handler took. The
+// context is the request's, still as the handler left it: [ClientCancelled]
+// tells whether the client went away.
 type OutcomeFunc func(ctx context.Context, l tenant.Labels, status int, elapsed time.Duration)
 
 // WithOutcome makes the middleware call fn after the handler of each
@@ -87,6 +89,24 @@ func (h *handler) serveOutcome(w http.ResponseWriter, r *http.Request, l tenant.
 	*sw = statusWriter{}
 	writerPool.Put(sw)
 	h.cfg.outcome(r.Context(), l, status, time.Since(start))
+}
+
+// ClientCancelled reports whether the client of the request whose context is
+// ctx (the context an [OutcomeFunc] gets) went away while the handler ran,
+// so that its outcome says nothing about the server: net/http cancels the
+// request's context when the client closes or resets the connection
+// (HTTP/1.x, noticed once the request body has been read) or resets the
+// stream (HTTP/2).
+//
+// HTTP carries no client deadline, so a context that ended by its deadline
+// was cut by the server (http.TimeoutHandler or a timeout middleware around
+// this one, a deadline in the server's BaseContext): not the client's. A
+// context cancelled with a cause other than context.Canceled
+// (context.WithCancelCause, by server code) is not the client's either. A
+// cancelled BaseContext (a server shutting its requests down) reports as
+// client-cancelled.
+func ClientCancelled(ctx context.Context) bool {
+	return ctx.Err() == context.Canceled && context.Cause(ctx) == context.Canceled
 }
 
 var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}

@@ -164,7 +164,7 @@ func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricing
 		stable.shutdown(context.Background())
 		return nil, err
 	}
-	p := &pricingClient{eng: eng, stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
+	p := &pricingClient{stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var cache fallback.Cache
 	if rdb != nil {
 		cache, err = fallback.NewRedisCache(rdb, 10*time.Minute)

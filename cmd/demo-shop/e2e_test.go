@@ -265,7 +265,33 @@ type canaryStatus struct {
 	Guard struct {
 		Enabled bool            `json:"enabled"`
 		Trip    json.RawMessage `json:"trip"`
+		Stable  guardFigures    `json:"stable"`
+		Canary  guardFigures    `json:"canary"`
 	} `json:"guard"`
+}
+
+// waitServed asks for product 2 as tenant until the pricing version
+// servedBy answers it (its circuit breaker closed again), for up to 10 s.
+func (p *shopProc) waitServed(tenantID, servedBy string) {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := p.do("GET", "/products/2", "", "X-Tenant-ID: "+tenantID, "X-User-ID: prober")
+		if a.status == http.StatusOK && a.reply.Served.Pricing == servedBy {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: pricing %s did not answer again within 10 s: %d %s", tenantID, servedBy, a.status, a.raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// guardFigures are one cohort's figures in the admin status.
+type guardFigures struct {
+	Requests        uint64 `json:"requests"`
+	Failures        uint64 `json:"failures"`
+	ClientCancelled uint64 `json:"client_cancelled"`
 }
 
 // status reads GET /admin/canary.
@@ -493,13 +519,51 @@ func TestWalkthrough(t *testing.T) {
 		p.admin("/admin/pricing/stable?mode=ok")
 	})
 
+	t.Run("shared outage: both cohorts from the cache, no trip", func(t *testing.T) {
+		// Warm the cache of both tenants, then take every pricing version
+		// down: both cohorts are served the cached answer, each such answer
+		// a failure of its own cohort, counted once. A shared outage is not
+		// the canary's fault: the guard must not trip.
+		// Only stable answers are cached: stable answers product 2 for
+		// bigbank, and for acme while the canary version fails.
+		p.waitServed("bigbank", "stable") // its circuit, opened by the test before, closed again
+		p.admin("/admin/pricing/canary?mode=fail")
+		p.waitServed("acme", "stable")
+		p.admin("/admin/pricing/stable?mode=fail")
+		for i := range 40 {
+			a := p.do("GET", "/products/2", "", "X-Tenant-ID: acme", fmt.Sprintf("X-User-ID: out%d", i))
+			want(t, "acme, pricing down", a, 200, tenant.Canary, tenant.ReasonTenantCanary, "cache")
+			a = p.do("GET", "/products/2", "", "X-Tenant-ID: bigbank", fmt.Sprintf("X-User-ID: out%d", i))
+			want(t, "bigbank, pricing down", a, 200, tenant.Stable, tenant.ReasonTenantStable, "cache")
+		}
+		time.Sleep(600 * time.Millisecond) // two evaluations at least
+		st := p.status()
+		if st.KillSwitch.On || st.Guard.Trip != nil {
+			t.Fatalf("a shared pricing outage tripped the guard: %+v", st)
+		}
+		// 40 cached answers per cohort, plus the few probes around them: a
+		// double count would make 80 or more.
+		if st.Guard.Canary.Failures < 40 || st.Guard.Stable.Failures < 40 ||
+			st.Guard.Canary.Requests >= 80 || st.Guard.Stable.Requests >= 80 {
+			t.Errorf("guard figures canary %+v stable %+v: want each cached answer counted once, as a failure of its cohort",
+				st.Guard.Canary, st.Guard.Stable)
+		}
+		p.admin("/admin/pricing/canary?mode=ok")
+		p.admin("/admin/pricing/stable?mode=ok")
+		p.waitServed("acme", "canary")
+		p.waitServed("bigbank", "stable")
+		p.adminJSON(`{"action":"rearm"}`) // empties the window for the next test
+	})
+
 	t.Run("guard trips on a failing canary, then re-armed", func(t *testing.T) {
 		p.admin("/admin/pricing/canary?mode=fail")
 		// acme (canary) is answered by stable pricing each time, and every
 		// such fallback is a canary failure for the guard; bigbank is stable.
-		for range 30 {
-			p.do("GET", "/products/1", "", "X-Tenant-ID: acme")
-			p.do("GET", "/products/1", "", "X-Tenant-ID: bigbank")
+		// Each request from its own user: one user (or one tenant without
+		// users) cannot trip the guard alone.
+		for i := range 30 {
+			p.do("GET", "/products/1", "", "X-Tenant-ID: acme", fmt.Sprintf("X-User-ID: u%d", i))
+			p.do("GET", "/products/1", "", "X-Tenant-ID: bigbank", fmt.Sprintf("X-User-ID: u%d", i))
 		}
 		var st canaryStatus
 		deadline := time.Now().Add(5 * time.Second)

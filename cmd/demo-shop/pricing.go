@@ -150,7 +150,6 @@ func (v *pricingVersion) shutdown(ctx context.Context) {
 
 // pricingClient calls pricing through the fallback transport.
 type pricingClient struct {
-	eng            *canary.Engine // fed with the canary's fallbacks (the guard)
 	stable, canary *pricingVersion
 	base           *http.Transport
 	rt             fallback.Transport
@@ -173,10 +172,9 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 	if err != nil {
 		return pricingResult{}, err
 	}
-	began := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
-		p.reportCanary(ctx, "", began)
+		markFallback(ctx, "")
 		return pricingResult{}, fmt.Errorf("%w: %w", errPricing, err)
 	}
 	defer resp.Body.Close()
@@ -184,7 +182,7 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 		ServedBy: resp.Header.Get(fallback.HeaderServedBy),
 		Reason:   resp.Header.Get(fallback.HeaderFallbackReason),
 	}
-	p.reportCanary(ctx, res.ServedBy, began)
+	markFallback(ctx, res.ServedBy)
 	body, err := io.ReadAll(resp.Body) // read to the end: only then is the answer cached
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", errPricing, err)
@@ -201,17 +199,19 @@ func (p *pricingClient) get(ctx context.Context, path string, out any) (pricingR
 	return res, nil
 }
 
-// reportCanary feeds the guard with the canary pricing's outcome for a
-// canary-cohort request: a call that the canary did not answer (servedBy is
-// stable, shadow, cache or nothing) is a canary failure. The shop's own
-// answer is still 200 (fallback did its job), so without this the guard would
-// not see the canary dependency failing.
-func (p *pricingClient) reportCanary(ctx context.Context, servedBy string, began time.Time) {
-	l, ok := tenant.FromContext(ctx)
-	if !ok || l.Cohort != tenant.Canary {
-		return
+// markFallback tells the guard that the request in ctx was degraded when
+// its own cohort's pricing version did not answer (servedBy is the other
+// version, the shadow, the cache, or nothing): the shop still answers 200
+// (fallback did its job), so without this the guard would not see a pricing
+// version failing. It marks the request (canary.MarkFailed) rather than
+// recording an outcome of its own: the engine's middleware or gRPC
+// interceptor counts each request once, with the mark. Both cohorts are
+// treated alike, so an outage of every pricing version (everyone served from
+// the cache) fails stable as much as canary and trips nothing.
+func markFallback(ctx context.Context, servedBy string) {
+	if l, ok := tenant.FromContext(ctx); ok && servedBy != string(l.Cohort) {
+		canary.MarkFailed(ctx)
 	}
-	p.eng.RecordOutcome(ctx, tenant.Canary, servedBy != "canary", time.Since(began))
 }
 
 // close closes the transport and stops both versions.

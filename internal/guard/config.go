@@ -18,6 +18,8 @@ const (
 	DefaultConfidence        = 0.999
 	DefaultLatencyFactor     = 1.5
 	DefaultLatencyMinSamples = 100
+	DefaultUnitSamples       = 4
+	DefaultMaxUnits          = 512
 )
 
 // Limits that [Config.Validate] enforces.
@@ -25,6 +27,9 @@ const (
 	MaxBuckets     = 600
 	MinBucketWidth = 10 * time.Millisecond
 	MaxBucketWidth = time.Hour
+	MaxUnitSamples = 255
+	MinMaxUnits    = 16
+	MaxMaxUnits    = 1 << 16
 )
 
 // Config says how the guard measures and when it trips. Every field's zero
@@ -72,6 +77,17 @@ type Config struct {
 	// DisableLatencyRule turns the latency rule off. With both rules off the
 	// guard still records and reports figures but never trips.
 	DisableLatencyRule bool `yaml:"disable_latency_rule"`
+
+	// UnitSamples is the most outcomes one randomisation unit (a user, else
+	// a tenant) counts per bucket; the unit's further outcomes in that bucket
+	// are left out (Figures.OverUnitCap). 1 to 255. Default 4.
+	UnitSamples int `yaml:"unit_samples"`
+	// MaxUnits is the number of units tracked per cohort and bucket, rounded
+	// up to a power of two, 16 to 65536. Outcomes of units beyond it, in a
+	// bucket that already tracks that many, are left out
+	// (Figures.UntrackedUnits). Memory: Buckets × 2 × MaxUnits × 8 bytes.
+	// Default 512.
+	MaxUnits int `yaml:"max_units"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -97,6 +113,8 @@ func (c Config) WithDefaults() Config {
 	setFloat(&c.Confidence, DefaultConfidence)
 	setFloat(&c.LatencyFactor, DefaultLatencyFactor)
 	setInt(&c.LatencyMinSamples, DefaultLatencyMinSamples)
+	setInt(&c.UnitSamples, DefaultUnitSamples)
+	setInt(&c.MaxUnits, DefaultMaxUnits)
 	return c
 }
 
@@ -167,6 +185,12 @@ func (c Config) Validate() error {
 	}
 	if d.LatencyMinSamples < 1 {
 		bad("LatencyMinSamples", "latency_min_samples", "must be positive, got "+strconv.Itoa(c.LatencyMinSamples))
+	}
+	if d.UnitSamples < 1 || d.UnitSamples > MaxUnitSamples {
+		bad("UnitSamples", "unit_samples", "must be between 1 and "+strconv.Itoa(MaxUnitSamples)+", got "+strconv.Itoa(c.UnitSamples))
+	}
+	if d.MaxUnits < MinMaxUnits || d.MaxUnits > MaxMaxUnits {
+		bad("MaxUnits", "max_units", "must be between "+strconv.Itoa(MinMaxUnits)+" and "+strconv.Itoa(MaxMaxUnits)+", got "+strconv.Itoa(c.MaxUnits))
 	}
 	return errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ func TestConfigDefaults(t *testing.T) {
 		MinCanarySamples: 40, MinStableSamples: 40,
 		FailureRatio: 2, FailureMargin: 0.08, Confidence: 0.999,
 		LatencyFactor: 1.5, LatencyMinSamples: 100,
+		UnitSamples: 4, MaxUnits: 512,
 	}
 	if d != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", d, want)
@@ -54,6 +55,10 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{Config{LatencyFactor: 0.9}, "LatencyFactor", "latency_factor"},
 		{Config{LatencyMargin: -time.Millisecond}, "LatencyMargin", "latency_margin"},
 		{Config{LatencyMinSamples: -1}, "LatencyMinSamples", "latency_min_samples"},
+		{Config{UnitSamples: 256}, "UnitSamples", "unit_samples"},
+		{Config{UnitSamples: -1}, "UnitSamples", "unit_samples"},
+		{Config{MaxUnits: 8}, "MaxUnits", "max_units"},
+		{Config{MaxUnits: 1<<16 + 1}, "MaxUnits", "max_units"},
 	} {
 		err := c.cfg.Validate()
 		var ce *ConfigError

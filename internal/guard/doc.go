@@ -1,10 +1,12 @@
 // Package guard compares the canary cohort against the stable cohort inside
 // one process and decides when the canary is worse: it records each request's
-// outcome (failed or not, and its latency) per cohort in a sliding window of
-// time buckets, and [Guard.Evaluate] trips when the canary's failure rate is
-// worse than stable's by a relative factor, an absolute margin and a one-sided
+// outcome (success, failure or client-cancelled, and its latency) per cohort
+// in a sliding window of time buckets, each randomisation unit (user, else
+// tenant) counting at most a few outcomes per bucket, and [Guard.Evaluate]
+// trips when the canary's failure rate, without its worst unit, is worse than
+// stable's by a relative factor, an absolute margin and a one-sided
 // two-proportion z-test, or when the canary's p95 latency exceeds stable's by
-// a factor.
+// a factor. Client-cancelled outcomes are counted apart and never compared.
 //
 // Recording is lock-free (a few atomic operations, no allocation) and memory
 // is fixed at construction. The window rotates lazily, on Record and

@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"hash/maphash"
+	"math/bits"
 	"time"
 
 	"github.com/reqcanary/canary/tenant"
@@ -20,6 +22,7 @@ type Guard struct {
 	clock Clock
 	zCrit float64
 	win   *window
+	seed  maphash.Seed // hashes units; random per guard, so clients cannot aim at collisions
 }
 
 // New returns a Guard configured by cfg (zero fields take their defaults; see
@@ -37,7 +40,9 @@ func New(cfg Config, clock Clock) (*Guard, error) {
 		cfg:   cfg,
 		clock: clock,
 		zCrit: normalQuantile(cfg.Confidence),
-		win:   newWindow(clock.Now(), cfg.Buckets, cfg.BucketWidth),
+		win: newWindow(clock.Now(), cfg.Buckets, cfg.BucketWidth,
+			1<<bits.Len(uint(cfg.MaxUnits-1)), cfg.UnitSamples),
+		seed: maphash.MakeSeed(),
 	}, nil
 }
 
@@ -45,12 +50,38 @@ func New(cfg Config, clock Clock) (*Guard, error) {
 func (g *Guard) Config() Config { return g.cfg }
 
 // Record counts one request of cohort c that failed or not and took latency,
-// at the clock's current time. Requests of any cohort other than
-// [tenant.Stable] and [tenant.Canary] are ignored. A request whose bucket has
-// already left the window (its caller stalled for a whole window, or the
-// clock went back by as much) is dropped.
+// at the clock's current time, as a unit of its own (see [Outcome.Unit]).
+// Requests of any cohort other than [tenant.Stable] and [tenant.Canary] are
+// ignored. A request whose bucket has already left the window (its caller
+// stalled for a whole window, or the clock went back by as much) is dropped.
 func (g *Guard) Record(c tenant.Cohort, failed bool, latency time.Duration) {
 	g.RecordAt(g.clock.Now(), c, failed, latency)
+}
+
+// RecordOutcome counts one outcome at the clock's current time: a success
+// or a failure, unless its unit already counted [Config.UnitSamples]
+// outcomes in the current bucket (then it is only counted as left out); a
+// client-cancelled outcome is only counted apart. It is lock-free and does
+// not allocate.
+func (g *Guard) RecordOutcome(o Outcome) { g.RecordOutcomeAt(g.clock.Now(), o) }
+
+// RecordOutcomeAt is RecordOutcome for an outcome at the instant at, which
+// must come from the guard's clock.
+func (g *Guard) RecordOutcomeAt(at time.Time, o Outcome) {
+	var ci int
+	switch o.Cohort {
+	case tenant.Stable:
+		ci = stableIdx
+	case tenant.Canary:
+		ci = canaryIdx
+	default:
+		return
+	}
+	var u unit
+	if o.Unit != "" {
+		u = unit{h: maphash.String(g.seed, o.Unit) ^ mix64(uint64(o.Space)+1), ok: true}
+	}
+	g.win.record(at, ci, o.Kind, u, o.Latency)
 }
 
 // RecordAt is Record for a request that ended at the instant at, which must
@@ -67,7 +98,11 @@ func (g *Guard) RecordAt(at time.Time, c tenant.Cohort, failed bool, latency tim
 	default:
 		return
 	}
-	g.win.record(at, ci, failed, latency)
+	k := Success
+	if failed {
+		k = Failure
+	}
+	g.win.record(at, ci, k, unit{}, latency)
 }
 
 // RecordHTTP records a request answered with an HTTP status; see [HTTPFailed].
@@ -94,13 +129,14 @@ func (g *Guard) Snapshot() Snapshot {
 // read returns the snapshot, and the cohorts' latency histograms in hists.
 func (g *Guard) read(hists *[2]Histogram) Snapshot {
 	now := g.clock.Now()
-	var fails [2]uint64
-	g.win.collect(now, &fails, hists)
+	var n counts
+	g.win.collect(now, &n)
+	*hists = n.hists
 	return Snapshot{
 		At:     now,
 		Window: time.Duration(g.cfg.Buckets) * g.cfg.BucketWidth,
-		Stable: figuresOf(fails[stableIdx], &hists[stableIdx]),
-		Canary: figuresOf(fails[canaryIdx], &hists[canaryIdx]),
+		Stable: figuresOf(&n, stableIdx),
+		Canary: figuresOf(&n, canaryIdx),
 	}
 }
 
@@ -112,15 +148,19 @@ func (g *Guard) read(hists *[2]Histogram) Snapshot {
 // ticker a few times per bucket width (every 250 ms for the default 1 s)
 // rather than per request.
 //
-// The failure rule trips when the window holds enough samples of both
-// cohorts, the canary's failure rate exceeds stable's times FailureRatio and
+// The failure rule leaves out the failures of the canary's worst unit
+// (Figures.TopUnitFailures, counted as failed samples), so that no single
+// user or tenant can trip the guard alone; on what remains, it trips when
+// the window holds enough samples of both cohorts, the canary's failure rate exceeds stable's times FailureRatio and
 // stable's plus FailureMargin, and the difference is significant at
 // Confidence by the one-sided two-proportion z-test. Because that test's
 // normal approximation is too permissive when failures are few (a handful of
 // failures in a small window), Fisher's exact test must agree at the same
 // confidence.
 //
-// The latency rule trips when both cohorts hold LatencyMinSamples, the
+// The latency rule also leaves out the most samples any one canary unit
+// counted (Figures.TopUnitSamples), taken as slow. It trips when both
+// cohorts hold LatencyMinSamples, the
 // canary's p95 exceeds stable's times LatencyFactor and stable's plus
 // LatencyMargin, and an exact binomial test at Confidence says that more than
 // 5 % of the canary's requests are slower than that threshold (that is, the
@@ -135,22 +175,29 @@ func (g *Guard) Evaluate() (Trip, bool) {
 
 func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
 	c, st := s.Canary, s.Stable
+	// Leave one out: the canary without its worst unit's failures.
+	top := min(c.TopUnitFailures, c.Failures)
+	cf, cn := c.Failures-top, c.Samples-top
+	crate := 0.0
+	if cn > 0 {
+		crate = float64(cf) / float64(cn)
+	}
 	trip := Trip{
 		At:     s.At,
 		Window: s.Window,
 		Stable: st,
 		Canary: c,
-		Z:      twoProportionZ(c.Failures, c.Samples, st.Failures, st.Samples),
+		Z:      twoProportionZ(cf, cn, st.Failures, st.Samples),
 		ZCrit:  g.zCrit,
 	}
 	cfg := &g.cfg
 	alpha := 1 - cfg.Confidence
 	if !cfg.DisableFailureRule &&
-		c.Samples >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) &&
-		c.FailureRate > st.FailureRate*cfg.FailureRatio &&
-		c.FailureRate-st.FailureRate > cfg.FailureMargin &&
+		cn >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) &&
+		crate > st.FailureRate*cfg.FailureRatio &&
+		crate-st.FailureRate > cfg.FailureMargin &&
 		trip.Z > g.zCrit {
-		trip.PValue = fisherUpper(c.Failures, c.Samples, st.Failures, st.Samples, alpha)
+		trip.PValue = fisherUpper(cf, cn, st.Failures, st.Samples, alpha)
 		if trip.PValue <= alpha {
 			trip.Rule = RuleFailureRate
 			return trip, true
@@ -162,7 +209,11 @@ func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
 		if c.P95 > limit && c.P95-st.P95 > cfg.LatencyMargin {
 			// H0: the canary's p95 is at most limit, i.e. at most 5 % of its
 			// requests are slower than limit.
-			trip.PValue = binomialUpper(hists[canaryIdx].countAbove(limit), c.Samples, 0.05, alpha)
+			// Leave one out: the canary's slow requests and samples without
+			// the most any one unit counted.
+			slow, n := hists[canaryIdx].countAbove(limit), c.Samples
+			top := min(c.TopUnitSamples, slow)
+			trip.PValue = binomialUpper(slow-top, n-top, 0.05, alpha)
 			if trip.PValue <= alpha {
 				trip.Rule = RuleLatencyP95
 				return trip, true

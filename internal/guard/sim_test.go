@@ -3,6 +3,7 @@ package guard
 import (
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +18,16 @@ type traffic struct {
 	sigma    float64       // log-normal shape of the latency
 	failFrom time.Duration // fail applies from this instant; before it, healthy
 	healthy  float64       // failure probability before failFrom
+	users    int           // requests come from this many users at random; 0: no units
+}
+
+// flood is extra traffic of one cohort: requests of one kind, from one unit
+// or from the cohort's users at random.
+type flood struct {
+	cohort tenant.Cohort
+	rps    float64
+	kind   Kind
+	unit   string // "" : a random user of the cohort's traffic
 }
 
 // scenario is a deterministic simulation: seeded traffic on a manual clock.
@@ -26,7 +37,17 @@ type scenario struct {
 	canary    traffic
 	duration  time.Duration // simulated time
 	evalEvery time.Duration // how often Evaluate runs
+	floods    []flood
 }
+
+// userNames are the names of simulated users, by index.
+var userNames = func() []string {
+	out := make([]string, 5000)
+	for i := range out {
+		out[i] = "user-" + strconv.Itoa(i)
+	}
+	return out
+}()
 
 // run plays the scenario with seed and returns the first trip and whether
 // there was one.
@@ -45,26 +66,58 @@ func (sc scenario) run(t testing.TB, seed uint64) (Trip, bool) {
 		}
 		return from + time.Duration(rng.ExpFloat64()/tr.rps*float64(time.Second))
 	}
+	user := func(c tenant.Cohort) string {
+		tr, base := sc.stable, 0
+		if c == tenant.Canary {
+			tr, base = sc.canary, len(userNames)/2 // the cohorts' users are distinct
+		}
+		if tr.users == 0 {
+			return ""
+		}
+		return userNames[base+rng.IntN(tr.users)]
+	}
 	req := func(c tenant.Cohort, tr traffic, at time.Duration) {
 		p := tr.fail
 		if at < tr.failFrom {
 			p = tr.healthy
 		}
 		lat := time.Duration(float64(tr.median) * math.Exp(tr.sigma*rng.NormFloat64()))
-		g.Record(c, rng.Float64() < p, lat)
+		k := Success
+		if rng.Float64() < p {
+			k = Failure
+		}
+		g.RecordOutcome(Outcome{Cohort: c, Kind: k, Latency: lat, Unit: user(c)})
+	}
+	nextF := make([]time.Duration, len(sc.floods))
+	for i, f := range sc.floods {
+		nextF[i] = next(traffic{rps: f.rps}, 0)
 	}
 	nextS, nextC, nextE := next(sc.stable, 0), next(sc.canary, 0), sc.evalEvery
 	for {
 		now := min(nextS, nextC, nextE)
+		fi := -1
+		for i, t := range nextF {
+			if t < now {
+				now, fi = t, i
+			}
+		}
 		if now > sc.duration {
 			return Trip{}, false
 		}
 		clk.Advance(start.Add(now).Sub(clk.Now()))
-		switch now {
-		case nextS:
+		switch {
+		case fi >= 0:
+			f := sc.floods[fi]
+			u := f.unit
+			if u == "" {
+				u = user(f.cohort)
+			}
+			g.RecordOutcome(Outcome{Cohort: f.cohort, Kind: f.kind, Latency: time.Millisecond, Unit: u})
+			nextF[fi] = next(traffic{rps: f.rps}, now)
+		case now == nextS:
 			req(tenant.Stable, sc.stable, now)
 			nextS = next(sc.stable, now)
-		case nextC:
+		case now == nextC:
 			req(tenant.Canary, sc.canary, now)
 			nextC = next(sc.canary, now)
 		default:
@@ -241,4 +294,125 @@ func TestSimulationLatencyRule(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fewSeeds is n, or 2 under the race detector: for the long simulations
+// added with units, which the seeds of the targets already cover.
+func fewSeeds(n int) int {
+	if raceEnabled {
+		return 2
+	}
+	return n
+}
+
+// withUsers is healthy traffic from users users.
+func withUsers(tr traffic, users int) traffic {
+	tr.users = users
+	return tr
+}
+
+// The targets hold when the requests come from users, each capped
+// at UnitSamples per bucket: 20 % vs 1 % trips within 5 s; equal rates over
+// 10 minutes never trip.
+func TestSimulationWithUnits(t *testing.T) {
+	t.Run("20 % vs 1 % trips within 5 s", func(t *testing.T) {
+		sc := scenario{
+			stable:    withUsers(healthy(200, 0.01), 2000),
+			canary:    withUsers(healthy(20, 0.20), 200),
+			duration:  5 * time.Second,
+			evalEvery: 250 * time.Millisecond,
+		}
+		for seed := range uint64(seeds(100)) {
+			if trip, ok := sc.run(t, seed); !ok || trip.Rule != RuleFailureRate {
+				t.Fatalf("seed %d: no failure-rate trip within 5 s (%v)", seed, trip)
+			}
+		}
+	})
+	t.Run("equal rates never trip", func(t *testing.T) {
+		sc := scenario{
+			stable:    withUsers(healthy(200, 0.02), 2000),
+			canary:    withUsers(healthy(20, 0.02), 200),
+			duration:  10 * time.Minute,
+			evalEvery: 100 * time.Millisecond,
+		}
+		for seed := range uint64(fewSeeds(20)) {
+			if trip, ok := sc.run(t, seed); ok {
+				t.Fatalf("seed %d: tripped: %v", seed, trip)
+			}
+		}
+	})
+}
+
+// Hidden proof: a flood of client-cancelled canary requests beside normal
+// traffic never trips the guard; a real 20 % canary fault still trips
+// within 5 s while a client floods the stable cohort with cancelled requests.
+func TestSimulationClientCancelledFloods(t *testing.T) {
+	t.Run("cancelled canary flood never trips", func(t *testing.T) {
+		sc := scenario{
+			stable:    withUsers(healthy(200, 0.01), 2000),
+			canary:    withUsers(healthy(20, 0.01), 200),
+			duration:  10 * time.Minute,
+			evalEvery: 250 * time.Millisecond,
+			floods:    []flood{{cohort: tenant.Canary, rps: 200, kind: ClientCancelled}},
+		}
+		for seed := range uint64(fewSeeds(5)) {
+			if trip, ok := sc.run(t, seed); ok {
+				t.Fatalf("seed %d: tripped: %v", seed, trip)
+			}
+		}
+	})
+	t.Run("20 % canary trips despite a cancelled stable flood", func(t *testing.T) {
+		sc := scenario{
+			stable:    withUsers(healthy(200, 0.01), 2000),
+			canary:    withUsers(healthy(20, 0.20), 200),
+			duration:  5 * time.Second,
+			evalEvery: 250 * time.Millisecond,
+			floods:    []flood{{cohort: tenant.Stable, rps: 2000, kind: ClientCancelled}},
+		}
+		for seed := range uint64(fewSeeds(50)) {
+			trip, ok := sc.run(t, seed)
+			if !ok {
+				t.Fatalf("seed %d: no trip within 5 s", seed)
+			}
+			if trip.Stable.ClientCancelled == 0 || trip.Stable.FailureRate > 0.05 {
+				t.Fatalf("seed %d: stable figures %+v: the flood is not counted apart", seed, trip.Stable)
+			}
+		}
+	})
+}
+
+// Hidden proof: one user, or one tenant without users, sending many failing
+// canary requests cannot trip the guard alone, beside healthy traffic of
+// other users (or none at all).
+func TestSimulationOneUnitCannotTrip(t *testing.T) {
+	for _, canaryUsers := range []int{0, 200} {
+		sc := scenario{
+			stable:    withUsers(healthy(200, 0.01), 2000),
+			canary:    withUsers(healthy(20, 0.01), 200),
+			duration:  10 * time.Minute,
+			evalEvery: 250 * time.Millisecond,
+			floods:    []flood{{cohort: tenant.Canary, rps: 300, kind: Failure, unit: "acme"}},
+		}
+		if canaryUsers == 0 {
+			sc.canary.rps = 0
+		}
+		for seed := range uint64(fewSeeds(5)) {
+			if trip, ok := sc.run(t, seed); ok {
+				t.Fatalf("other canary users %d, seed %d: one unit tripped the guard: %v", canaryUsers, seed, trip)
+			}
+		}
+	}
+	// Three such units are enough: the floor is MinFailingUnits.
+	sc := scenario{
+		stable:    withUsers(healthy(200, 0.01), 2000),
+		canary:    withUsers(healthy(20, 0.01), 200),
+		duration:  10 * time.Second,
+		evalEvery: 250 * time.Millisecond,
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		sc.floods = append(sc.floods, flood{cohort: tenant.Canary, rps: 100, kind: Failure, unit: u})
+	}
+	if _, ok := sc.run(t, 1); !ok {
+		t.Fatal("three failing canary units did not trip")
+	}
 }

@@ -13,10 +13,35 @@ type Figures struct {
 	// P50, P95 and P99 are latency quantiles, within [HistogramMaxError];
 	// 0 when there are no samples.
 	P50, P95, P99 time.Duration
+
+	// ClientCancelled counts the requests whose client went away before the
+	// answer: neither samples nor failures.
+	ClientCancelled uint64
+	// OverUnitCap counts outcomes left out because their unit had already
+	// counted Config.UnitSamples outcomes in their bucket.
+	OverUnitCap uint64
+	// UntrackedUnits counts outcomes left out because their bucket already
+	// tracked Config.MaxUnits units.
+	UntrackedUnits uint64
+	// FailingUnits estimates how many distinct units had a failure counted
+	// (an outcome without a unit is a unit of its own); exact but for hash
+	// collisions for a few, within a few percent up to a few hundred.
+	FailingUnits uint64
+	// TopUnitFailures bounds the failures counted for any one unit: the
+	// failure rule leaves that many failures out, so that no single unit
+	// can trip the guard alone.
+	TopUnitFailures uint64
+	// TopUnitSamples bounds the samples counted for any one unit: the
+	// latency rule leaves that many slow requests out.
+	TopUnitSamples uint64
 }
 
-func figuresOf(fails uint64, h *Histogram) Figures {
-	f := Figures{Samples: h.Count(), Failures: fails}
+func figuresOf(n *counts, c int) Figures {
+	h := &n.hists[c]
+	f := Figures{Samples: h.Count(), Failures: n.fails[c], ClientCancelled: n.cancelled[c],
+		OverUnitCap: n.capped[c], UntrackedUnits: n.untracked[c]}
+	f.FailingUnits, f.TopUnitFailures = n.unitFailures(c)
+	f.TopUnitSamples = n.topUnitSamples(c)
 	if f.Failures > f.Samples {
 		f.Failures = f.Samples // a Record caught between its two counters
 	}

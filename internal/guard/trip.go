@@ -27,8 +27,9 @@ type Trip struct {
 	Window time.Duration
 	// Stable and Canary are the cohorts' figures over the window.
 	Stable, Canary Figures
-	// Z is the two-proportion z statistic of the canary's failure rate
-	// against stable's (computed whichever rule tripped), and ZCrit the
+	// Z is the two-proportion z statistic of the canary's failure rate,
+	// without its worst unit's failures (Figures.TopUnitFailures), against
+	// stable's (computed whichever rule tripped), and ZCrit the
 	// value it had to exceed at the configured confidence.
 	Z, ZCrit float64
 	// PValue is the p-value of the exact test that confirmed the rule:
@@ -61,6 +62,10 @@ func (t Trip) LogValue() slog.Value {
 			slog.Uint64("failures", f.Failures),
 			slog.Float64("failure_rate", f.FailureRate),
 			slog.Duration("p95", f.P95),
+			slog.Uint64("client_cancelled", f.ClientCancelled),
+			slog.Uint64("over_unit_cap", f.OverUnitCap),
+			slog.Uint64("failing_units", f.FailingUnits),
+			slog.Uint64("top_unit_failures", f.TopUnitFailures),
 		)
 	}
 	return slog.GroupValue(
