@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -184,8 +185,10 @@ func newSQLDB(d deps) (*sql.DB, error) {
 	if cfg.MeterProvider == nil && d.Meter != nil {
 		cfg.MeterProvider = d.Meter
 	}
+	var ownStore io.Closer // a token store the module made: closed after the DB
 	if cfg.TokenStore == nil && d.Redis != nil {
 		cfg.TokenStore = dbwrap.NewRedisTokenStore(d.Redis, "")
+		ownStore, _ = cfg.TokenStore.(io.Closer)
 	}
 	cfg.DeferStart = true
 	db, err := dbwrap.Open(cfg)
@@ -199,7 +202,14 @@ func newSQLDB(d deps) (*sql.DB, error) {
 			}
 			return nil
 		},
-		db.Close))
+		func() error {
+			err := db.Close()
+			if ownStore != nil {
+				// Stops the store's write-back of positions Redis missed.
+				err = errors.Join(err, ownStore.Close())
+			}
+			return err
+		}))
 	return db, nil
 }
 

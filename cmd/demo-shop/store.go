@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,7 +56,8 @@ var errNotFound = errors.New("not found")
 // store is the shop's database: one *sqlx.DB over a dbwrap *sql.DB that
 // routes between a writer and a reader.
 type store struct {
-	db *sqlx.DB
+	db     *sqlx.DB
+	tokens io.Closer // the Redis token store, closed after the DB; nil without Redis
 }
 
 // storeConfig says which database to open.
@@ -119,6 +121,7 @@ func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
 		return nil, "", fmt.Errorf("%s: %w", flagName, err)
 	}
 	s := &store{db: sqlx.NewDb(raw, bind)}
+	s.tokens, _ = cfg.TokenStore.(io.Closer)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := raw.PingContext(pctx); err != nil {
@@ -304,4 +307,10 @@ func (s *store) insertOrder(ctx context.Context, o order) (order, error) {
 }
 
 // Close closes the database and stops dbwrap's replica poller.
-func (s *store) Close() error { return s.db.Close() }
+func (s *store) Close() error {
+	err := s.db.Close()
+	if s.tokens != nil {
+		err = errors.Join(err, s.tokens.Close())
+	}
+	return err
+}
