@@ -24,6 +24,22 @@ var ReplicaLockFile = filepath.Join(os.TempDir(), "canary-pg-replica.lock")
 // in one process can deadlock an upgrade to exclusive.
 func LockReplicaShared(t testing.TB) {
 	t.Helper()
+	lockReplica(t, syscall.LOCK_SH, "held exclusively by another test process")
+}
+
+// LockReplicaExclusive holds the replica lock exclusively until the end of
+// the test, waiting up to five minutes for the tests that share the replica
+// to finish: take it before pausing replay or stopping the replica, and
+// register the cleanup that restores the replica after calling it, so that
+// the restore runs before the lock is released. The same caveat as for
+// LockReplicaShared applies: one hold per test.
+func LockReplicaExclusive(t testing.TB) {
+	t.Helper()
+	lockReplica(t, syscall.LOCK_EX, "held by another test process")
+}
+
+func lockReplica(t testing.TB, how int, heldBy string) {
+	t.Helper()
 	f, err := os.OpenFile(ReplicaLockFile, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatalf("replica lock: %v", err)
@@ -34,7 +50,7 @@ func LockReplicaShared(t testing.TB) {
 	})
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			return
 		}
@@ -42,7 +58,7 @@ func LockReplicaShared(t testing.TB) {
 			t.Fatalf("replica lock %s: %v", ReplicaLockFile, err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica lock %s: still held exclusively by another test process after 5m", ReplicaLockFile)
+			t.Fatalf("replica lock %s: still %s after 5m", ReplicaLockFile, heldBy)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
