@@ -1,7 +1,6 @@
 package tenant
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -118,18 +117,9 @@ func (s *DecisionSigner) VerifyPosition(v, tenantID, userHash string, now time.T
 	if err != nil {
 		return 0, err
 	}
-	var got [sha256.Size]byte
-	if n, err := macEncoding.Decode(got[:], []byte(v[signedLen+2:])); err != nil || n != len(got) {
+	ok, wellFormed := s.checkMAC(v[:signedLen], v[signedLen+2:])
+	if !wellFormed {
 		return 0, fmt.Errorf("%w: field s: not %d characters of unpadded base64url", ErrConsistencyMalformed, macLen)
-	}
-	signed := []byte(v[:signedLen])
-	ok := false
-	for _, k := range s.keys {
-		var want [sha256.Size]byte
-		if hmac.Equal(k.sum(want[:0], signed), got[:]) {
-			ok = true
-			break
-		}
 	}
 	if !ok {
 		return 0, ErrConsistencySignature

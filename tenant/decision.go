@@ -291,18 +291,9 @@ func (s *DecisionSigner) Verify(v string, now time.Time) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	var got [sha256.Size]byte
-	if n, err := macEncoding.Decode(got[:], []byte(v[signedLen+2:])); err != nil || n != len(got) {
+	ok, wellFormed := s.checkMAC(v[:signedLen], v[signedLen+2:])
+	if !wellFormed {
 		return Decision{}, malformed("s", "not %d characters of unpadded base64url", macLen)
-	}
-	signed := []byte(v[:signedLen])
-	ok := false
-	for _, k := range s.keys {
-		var want [sha256.Size]byte
-		if hmac.Equal(k.sum(want[:0], signed), got[:]) {
-			ok = true
-			break
-		}
 	}
 	if !ok {
 		return Decision{}, ErrDecisionSignature
@@ -419,4 +410,21 @@ func digits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// checkMAC reports whether mac, unpadded base64url, is well formed and the
+// MAC of signed under one of s's keys (the current or a previous one).
+func (s *DecisionSigner) checkMAC(signed, mac string) (ok, wellFormed bool) {
+	var got [sha256.Size]byte
+	if n, err := macEncoding.Decode(got[:], []byte(mac)); err != nil || n != len(got) {
+		return false, false
+	}
+	b := []byte(signed)
+	for _, k := range s.keys {
+		var want [sha256.Size]byte
+		if hmac.Equal(k.sum(want[:0], b), got[:]) {
+			return true, true
+		}
+	}
+	return false, true
 }
