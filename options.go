@@ -38,6 +38,7 @@ type config struct {
 	errs          []error
 	sign          signConfig   // options_sign.go
 	guard         guardOptions // guard_options.go
+	store         storeOptions // plan_store.go
 }
 
 func (c *config) errorf(format string, args ...any) {
