@@ -37,7 +37,7 @@ func testStore(t *testing.T, prefix string, validate func([]byte) error, endpoin
 }
 
 // storePrefix returns a key prefix of the test's own, deleted when it ends.
-func storePrefix(t *testing.T) string {
+func storePrefix(t testing.TB) string {
 	t.Helper()
 	p := fmt.Sprintf("/canary-test/%s-%d-%d/", t.Name(), os.Getpid(), time.Now().UnixNano())
 	cli, err := clientv3.New(clientv3.Config{Endpoints: testenv.EtcdEndpoints(t), DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
