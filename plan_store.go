@@ -42,8 +42,11 @@ type storeOptions struct {
 // compile is refused, the last good plan stays in force and
 // [Engine.PlanError] reports it. Decisions never wait for the store: when it
 // is unreachable the engine keeps deciding on the plan it has, and catches up
-// when the store returns. It cannot be combined with [WithPlan] or
-// [WithPlanFile]. The engine does not close the store.
+// when the store returns. New does not fail when the store is unreachable:
+// it starts on the cache file ([WithPlanCacheFile]) or, without one, serves
+// everyone stable, and [Engine.Status] says so (PlanStore.Source, .Error).
+// It cannot be combined with [WithPlan] or [WithPlanFile]. The engine does
+// not close the store.
 //
 // Default: no store.
 func WithPlanStore(s planstore.Store) Option {

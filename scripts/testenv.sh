@@ -516,9 +516,16 @@ if $IS_ROOT; then ETCD_DIR=/var/lib/canary-etcd; else ETCD_DIR="${TMPDIR:-/tmp}/
 ETCD_LOG="$ETCD_DIR.log"
 ETCD_URL="http://$HOST:$ETCD_PORT"
 
+# etcd_healthy asks etcd's /health (with curl, or HTTP/1.0 over bash's
+# /dev/tcp on machines without curl).
 etcd_healthy() {
 	local out
-	out=$(curl -fsS -m 2 "$ETCD_URL/health" 2>/dev/null) || return 1
+	if command -v curl >/dev/null; then
+		out=$(curl -fsS -m 2 "$ETCD_URL/health" 2>/dev/null) || return 1
+	else
+		out=$(timeout 3 bash -c 'exec 5<>"/dev/tcp/$0/$1" && printf "GET /health HTTP/1.0\r\n\r\n" >&5 && cat <&5' \
+			"$HOST" "$ETCD_PORT" 2>/dev/null) || return 1
+	fi
 	[[ "$out" == *'"health":"true"'* ]]
 }
 
@@ -527,7 +534,6 @@ etcd_healthy_or_dead() { etcd_healthy || ! kill -0 "$ETCD_PID" 2>/dev/null; }
 
 ensure_etcd() {
 	etcd_healthy && { log "etcd already answers on $HOST:$ETCD_PORT"; return 0; }
-	command -v curl >/dev/null || { $IS_ROOT && apt_install curl; } || die "curl is needed to check etcd's health"
 	if ! command -v etcd >/dev/null; then
 		if $IS_ROOT; then
 			local t0; t0=$(now_us)
@@ -558,6 +564,7 @@ ensure_etcd() {
 		--initial-cluster "canary-test=http://$HOST:$ETCD_PEER_PORT" --initial-cluster-state new \
 		--initial-cluster-token canary-test \
 		--quota-backend-bytes $((512 * 1024 * 1024)) \
+		--auto-compaction-mode periodic --auto-compaction-retention 1h \
 		</dev/null >>"$ETCD_LOG" 2>&1 3>&- 8>&- 9>&- &
 	ETCD_PID=$!
 	disown || true
