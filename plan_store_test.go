@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -194,5 +195,44 @@ func TestPlanStoreOptionErrors(t *testing.T) {
 	_, err := New(WithPlanStore(s), WithPlanFile("plan.yaml"))
 	if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "WithPlanStore") {
 		t.Fatalf("WithPlanStore + WithPlanFile: %v, want ErrInvalidOption naming WithPlanStore", err)
+	}
+}
+
+func TestPlanStoreRedisFleetFollowsOneApply(t *testing.T) {
+	pfx := fmt.Sprintf("{canary-test-%s-%d-%d}:", t.Name(), os.Getpid(), time.Now().UnixNano())
+	newStore := func() planstore.Store {
+		rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = rdb.Close() })
+		s, err := planstore.NewRedis(planstore.RedisConfig{Client: rdb, Validate: ValidatePlan, Prefix: pfx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	admin := newStore()
+	t.Cleanup(func() {
+		rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+		_ = rdb.Del(context.Background(), pfx+"current", pfx+"history").Err()
+		_ = rdb.Close()
+	})
+	ctx := context.Background()
+	if _, err := admin.Apply(ctx, storePlan(5), 0, planstore.Change{Author: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	fleet := fleetOf(t, 3, newStore)
+	waitPercent(t, 5, 0, fleet...)
+	if _, err := admin.Apply(ctx, storePlan(25), 1, planstore.Change{Author: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPercent(t, 25, time.Second, fleet...)
+	if _, err := admin.Rollback(ctx, 0, 2, planstore.Change{Author: "oncall"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPercent(t, 5, time.Second, fleet...)
+	for i, e := range fleet {
+		if st := e.Status().PlanStore; st.Source != PlanSourceStore || st.Version != 3 || st.Author != "oncall" {
+			t.Errorf("engine %d: status %+v, want version 3 by oncall from the store", i, st)
+		}
 	}
 }

@@ -257,6 +257,8 @@ func (s *redisStore) Watch(ctx context.Context) <-chan Plan {
 func (s *redisStore) subscribe(ctx context.Context, send func(Plan) bool) {
 	ps := s.cfg.Client.Subscribe(ctx, s.channel)
 	defer ps.Close()
+	// A read in progress does not see ctx; closing the subscription ends it.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
 	hb := max(s.cfg.OpTimeout/2, 100*time.Millisecond)
 	pending := false
 	for ctx.Err() == nil {
