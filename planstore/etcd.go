@@ -90,9 +90,11 @@ func NewEtcd(cfg EtcdConfig) (Store, error) {
 		cli, err := clientv3.New(clientv3.Config{
 			Endpoints:            cfg.Endpoints,
 			DialTimeout:          cfg.OpTimeout,
-			DialKeepAliveTime:    2 * time.Second,
-			DialKeepAliveTimeout: 2 * time.Second,
-			PermitWithoutStream:  true,
+			// Pings notice a hung connection under a watch. etcd refuses
+			// pings more often than every 5 s (--grpc-keepalive-min-time)
+			// and pings without a stream (GOAWAY too_many_pings).
+			DialKeepAliveTime:    5 * time.Second,
+			DialKeepAliveTimeout: 3 * time.Second,
 			Logger:               zap.NewNop(),
 		})
 		if err != nil {
