@@ -88,8 +88,8 @@ func NewEtcd(cfg EtcdConfig) (Store, error) {
 			}
 		}
 		cli, err := clientv3.New(clientv3.Config{
-			Endpoints:            cfg.Endpoints,
-			DialTimeout:          cfg.OpTimeout,
+			Endpoints:   cfg.Endpoints,
+			DialTimeout: cfg.OpTimeout,
 			// Pings notice a hung connection under a watch. etcd refuses
 			// pings more often than every 5 s (--grpc-keepalive-min-time)
 			// and pings without a stream (GOAWAY too_many_pings).
