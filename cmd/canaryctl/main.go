@@ -9,7 +9,9 @@
 //	canaryctl [flags] plan rollback [--to N] [--expect-version N] [--note TEXT]
 //
 // Flags before the command: --etcd (default $CANARY_ETCD_ENDPOINTS),
-// --prefix, --output text|json, --timeout, --author (default $USER).
+// --prefix, --output text|json, --timeout, --author (default $USER, else
+// the OS user). "plan get" prints the plan alone on stdout (its version,
+// author and note go to stderr), so that it can be edited and applied.
 //
 // Exit codes: 0 done; 1 other error; 2 bad usage; 3 store unreachable;
 // 4 invalid plan (nothing written); 5 version conflict; 6 version not in the
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -63,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&g.prefix, "prefix", planstore.DefaultPrefix, "key prefix of the plan store")
 	fs.StringVar(&g.output, "output", "text", "text or json")
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound of each call to the store")
-	fs.StringVar(&g.author, "author", os.Getenv("USER"), "author recorded in the history")
+	fs.StringVar(&g.author, "author", defaultAuthor(), "author recorded in the history")
 	if err := fs.Parse(args); err != nil {
 		return usage(stderr, err.Error())
 	}
@@ -102,8 +105,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
+		// The plan alone on stdout, so that it can be edited and applied
+		// as is; what it is on stderr.
 		return show(stdout, g, planJSON(p), func() {
-			fmt.Fprintf(stdout, "# version %d by %s at %s: %s\n%s", p.Version, p.Author, p.Time.Format(time.RFC3339), p.Note, p.Data)
+			fmt.Fprintf(stderr, "canaryctl: version %d by %s at %s: %s\n", p.Version, p.Author, p.Time.Format(time.RFC3339), p.Note)
+			fmt.Fprintf(stdout, "%s", p.Data)
 		})
 	case "apply":
 		if *file == "" {
@@ -203,4 +209,15 @@ func fail(stderr io.Writer, err error) int {
 		return exitNotFound
 	}
 	return exitError
+}
+
+// defaultAuthor is $USER, else the name of the OS user.
+func defaultAuthor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }

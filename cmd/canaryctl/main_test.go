@@ -108,6 +108,9 @@ func TestCanaryctlPlanCommands(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Version != 2 || !strings.Contains(got.Plan, "25") || got.Author != "alice" {
 		t.Fatalf("get --output json: %+v (%+v)", r, got)
 	}
+	if r := ctl(t, env, pfx, "plan", "get"); r.code != 0 || r.stdout != "salt: s\ncanary_percent: 25\n" || !strings.Contains(r.stderr, "version 2 by alice") {
+		t.Fatalf("get: %+v, want the plan alone on stdout, its version and author on stderr", r)
+	}
 	if r := ctl(t, env, pfx, "plan", "diff", "1", "2"); r.code != 0 || r.stdout != "@@ -2,1 +2,1 @@\n-canary_percent: 5\n+canary_percent: 25\n" {
 		t.Fatalf("diff 1 2: %+v", r)
 	}

@@ -132,6 +132,9 @@ func loopbackHost(host string) bool {
 
 // planDesc says which plan is in use, for the start-up message.
 func (c config) planDesc() string {
+	if c.etcd != "" {
+		return "from etcd " + c.etcd + " " + c.etcdKeys + " (watched)"
+	}
 	if c.planFile == "" {
 		return "embedded plan.yaml"
 	}
