@@ -49,6 +49,7 @@ type Engine struct {
 	cons consistency // consistency tokens (consistency.go)
 	rpc  rpcAdapters // gRPC interceptors (grpc.go)
 	g    guardEngine // guard.go: the guard, the fleet switch, telemetry
+	ps   *planSync   // plan_store.go: WithPlanStore; nil without one
 
 	idCfg identityConfig // options_identity.go
 }
@@ -112,6 +113,10 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 	e.initSigning(cfg)
 
 	switch {
+	case cfg.store.store != nil:
+		if err := e.initPlanStore(cfg); err != nil {
+			return nil, err
+		}
 	case cfg.planFile != "":
 		w := newWatcher(e, cfg.planFile, cfg.poll)
 		if err := w.load(); err != nil {
@@ -242,6 +247,9 @@ func (e *Engine) Close() error {
 	e.closed = true
 	if e.started && e.watcher != nil {
 		e.watcher.stop()
+	}
+	if e.started && e.ps != nil {
+		e.ps.stop()
 	}
 	e.closeGuard()
 	return nil

@@ -39,6 +39,7 @@ type config struct {
 	sign          signConfig     // options_sign.go
 	guard         guardOptions   // guard_options.go
 	identity      identityConfig // options_identity.go
+	store         storeOptions   // plan_store.go
 }
 
 func (c *config) errorf(format string, args ...any) {

@@ -56,6 +56,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.watcher != nil {
 		e.watcher.start()
 	}
+	if e.ps != nil {
+		e.ps.start()
+	}
 	e.started = true
 	return nil
 }

@@ -16,6 +16,8 @@ type Status struct {
 	PlanVersion int `json:"plan_version"`
 	// PlanError is the text of [Engine.PlanError], "" when none.
 	PlanError string `json:"plan_error,omitempty"`
+	// PlanStore is the state of the plan store ([WithPlanStore]), nil without one.
+	PlanStore *PlanStoreStatus `json:"plan_store,omitempty"`
 	// KillSwitch says whether every request is stable, and why.
 	KillSwitch KillSwitchStatus `json:"kill_switch"`
 	// Guard holds the guard's state and window figures.
@@ -142,6 +144,7 @@ func (e *Engine) Status() Status {
 	if err := e.PlanError(); err != nil {
 		s.PlanError = err.Error()
 	}
+	s.PlanStore = e.planStoreStatus()
 
 	bits := e.g.kill.Load()
 	ks := &s.KillSwitch

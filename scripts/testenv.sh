@@ -8,7 +8,12 @@
 #     a real streaming replica (pg_basebackup -R, physical replication slot),
 #     recreated automatically when it is missing or broken,
 #   * database canary_test on the primary (replicated),
-# and that Redis answers PING on 127.0.0.1:$CANARY_REDIS_PORT (6379).
+# that Redis answers PING on 127.0.0.1:$CANARY_REDIS_PORT (6379), and that
+# this project's own etcd (Debian's etcd-server, installed when missing and
+# run as root) answers on 127.0.0.1:$CANARY_ETCD_PORT (22379; peer port
+# $CANARY_ETCD_PEER_PORT, 22380), started in the background with its own data
+# dir (/var/lib/canary-etcd as root, else $TMPDIR/canary-etcd-$UID) and log
+# (canary-etcd.log beside it), reused when it already runs.
 #
 # Progress goes to stderr; stdout carries only `export NAME="value"` lines:
 #   eval "$(scripts/testenv.sh)"
@@ -18,6 +23,8 @@
 #   CANARY_PG_PRIMARY_NAME   (canary_primary) CANARY_PG_REPLICA_NAME  (canary_replica)
 #   CANARY_PG_VERSION        (auto: version of an existing canary cluster, else newest installed)
 #   CANARY_PG_DATABASE       (canary_test)    CANARY_REDIS_PORT       (6379)
+#   CANARY_ETCD_PORT         (22379)          CANARY_ETCD_PEER_PORT   (22380)
+#   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -40,6 +47,9 @@ DB_NAME="${CANARY_PG_DATABASE:-canary_test}"
 SLOT_NAME="${REPLICA_NAME}_slot"
 REDIS_HOST=127.0.0.1
 REDIS_PORT="${CANARY_REDIS_PORT:-6379}"
+ETCD_PORT="${CANARY_ETCD_PORT:-22379}"
+ETCD_PEER_PORT="${CANARY_ETCD_PEER_PORT:-22380}"
+ETCD_WANTED=true; [[ "${CANARY_ETCD:-on}" == off ]] && ETCD_WANTED=false
 TIMEOUT="${CANARY_TESTENV_TIMEOUT:-60}"
 STREAM_TIMEOUT="${CANARY_TESTENV_STREAM_TIMEOUT:-20}"
 HOST=127.0.0.1
@@ -52,14 +62,15 @@ log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
 	printf 'testenv: ERROR: %s\n' "$*" >&2
 	if [[ "${CI:-}" == true ]]; then
-		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica and Redis are required; failing.\n' >&2
+		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica, Redis and etcd are required; failing.\n' >&2
 	else
-		printf 'testenv: the tests need a PostgreSQL primary+streaming replica and Redis; fix the problem above and rerun (scripts/testenv.sh).\n' >&2
+		printf 'testenv: the tests need a PostgreSQL primary+streaming replica, Redis and etcd (CANARY_ETCD=off skips etcd); fix the problem above and rerun (scripts/testenv.sh).\n' >&2
 	fi
 	exit 1
 }
 
 for _p in PRIMARY_PORT:CANARY_PG_PRIMARY_PORT REPLICA_PORT:CANARY_PG_REPLICA_PORT REDIS_PORT:CANARY_REDIS_PORT \
+	ETCD_PORT:CANARY_ETCD_PORT ETCD_PEER_PORT:CANARY_ETCD_PEER_PORT \
 	TIMEOUT:CANARY_TESTENV_TIMEOUT STREAM_TIMEOUT:CANARY_TESTENV_STREAM_TIMEOUT; do
 	_var=${_p%%:*}
 	[[ "${!_var}" =~ ^[0-9]+$ ]] || die "${_p#*:} must be a number, got '${!_var}'"
@@ -496,8 +507,77 @@ ensure_replica() {
 	check_replica || { log_tail "$REPLICA_NAME"; die "freshly created replica $V/$REPLICA_NAME is not healthy: $BROKEN"; }
 }
 
+# ---------------------------------------------------------------- etcd
+# The project's own single-member etcd, on its own ports and data dir, so it
+# never meets a system etcd (2379/2380) or another project's. The ports sit
+# below Linux's ephemeral range (32768-60999): a port in that range can be
+# taken by any outgoing connection at the moment etcd binds it.
+if $IS_ROOT; then ETCD_DIR=/var/lib/canary-etcd; else ETCD_DIR="${TMPDIR:-/tmp}/canary-etcd-$EUID"; fi
+ETCD_LOG="$ETCD_DIR.log"
+ETCD_URL="http://$HOST:$ETCD_PORT"
+
+# etcd_healthy asks etcd's /health (with curl, or HTTP/1.0 over bash's
+# /dev/tcp on machines without curl).
+etcd_healthy() {
+	local out
+	if command -v curl >/dev/null; then
+		out=$(curl -fsS -m 2 "$ETCD_URL/health" 2>/dev/null) || return 1
+	else
+		out=$(timeout 3 bash -c 'exec 5<>"/dev/tcp/$0/$1" && printf "GET /health HTTP/1.0\r\n\r\n" >&5 && cat <&5' \
+			"$HOST" "$ETCD_PORT" 2>/dev/null) || return 1
+	fi
+	[[ "$out" == *'"health":"true"'* ]]
+}
+
+# etcd_healthy_or_dead ends the wait early when the server we started exited.
+etcd_healthy_or_dead() { etcd_healthy || ! kill -0 "$ETCD_PID" 2>/dev/null; }
+
+ensure_etcd() {
+	etcd_healthy && { log "etcd already answers on $HOST:$ETCD_PORT"; return 0; }
+	if ! command -v etcd >/dev/null; then
+		if $IS_ROOT; then
+			local t0; t0=$(now_us)
+			# --no-install-recommends: the server alone; policy-rc.d keeps the
+			# package from starting a system etcd on 2379.
+			local prc=/usr/sbin/policy-rc.d made_prc=false
+			if [[ ! -e $prc ]]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod +x "$prc"; made_prc=true; fi
+			apt_install --no-install-recommends etcd-server || { $made_prc && rm -f "$prc"; die "could not install etcd-server with apt-get"; }
+			$made_prc && rm -f "$prc"
+			log "etcd-server installed in $(( ($(now_us) - t0) / 1000 )) ms"
+		else
+			die "etcd is not installed; install it as root ('apt-get install etcd-server') or set CANARY_ETCD=off"
+		fi
+	fi
+	# Something else on our port that is not a healthy etcd: say so.
+	if (exec 5<>"/dev/tcp/$HOST/$ETCD_PORT") 2>/dev/null; then
+		wait_for 5 etcd_healthy && return 0
+		die "port $HOST:$ETCD_PORT is in use but does not answer as a healthy etcd (override with CANARY_ETCD_PORT)"
+	fi
+	mkdir -p "$ETCD_DIR"; chmod 700 "$ETCD_DIR"
+	local t1; t1=$(now_us)
+	log "starting etcd on $HOST:$ETCD_PORT (peer $ETCD_PEER_PORT, data $ETCD_DIR, log $ETCD_LOG)"
+	# setsid + nohup: the server outlives this script and the caller's shell.
+	ETCD_UNSUPPORTED_ARCH="$(uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')" \
+	setsid nohup etcd --name canary-test --data-dir "$ETCD_DIR" \
+		--listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+		--listen-peer-urls "http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
+		--initial-cluster "canary-test=http://$HOST:$ETCD_PEER_PORT" --initial-cluster-state new \
+		--initial-cluster-token canary-test \
+		--quota-backend-bytes $((512 * 1024 * 1024)) \
+		--auto-compaction-mode periodic --auto-compaction-retention 1h \
+		</dev/null >>"$ETCD_LOG" 2>&1 3>&- 8>&- 9>&- &
+	ETCD_PID=$!
+	disown || true
+	if ! wait_for "$TIMEOUT" etcd_healthy_or_dead || ! etcd_healthy; then
+		tail -n 15 "$ETCD_LOG" >&2 || true
+		die "etcd did not become healthy on $HOST:$ETCD_PORT within ${TIMEOUT}s (see $ETCD_LOG)"
+	fi
+	log "etcd healthy on $HOST:$ETCD_PORT after $(( ($(now_us) - t1) / 1000 )) ms"
+}
+
 # ---------------------------------------------------------------- main
 ensure_redis
+if $ETCD_WANTED; then ensure_etcd; fi
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock
@@ -516,11 +596,12 @@ LSN=$(q "$PRIMARY_PORT" "select pg_current_wal_lsn()") || die "cannot query prim
 wait_for "$TIMEOUT" replica_caught_up "$LSN" || die "replica did not replay the primary's WAL up to $LSN within ${TIMEOUT}s"
 exec 8>&- # release the replica lock
 
-log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT"
+log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT$($ETCD_WANTED && echo ", etcd $HOST:$ETCD_PORT")"
 
 {
 	printf 'export CANARY_PG_PRIMARY="postgres://postgres@%s:%s/%s?sslmode=disable"\n' "$HOST" "$PRIMARY_PORT" "$DB_NAME"
 	printf 'export CANARY_PG_REPLICA="postgres://postgres@%s:%s/%s?sslmode=disable"\n' "$HOST" "$REPLICA_PORT" "$DB_NAME"
 	printf 'export CANARY_PG_REPLICA_CLUSTER="%s %s"\n' "$V" "$REPLICA_NAME"
 	printf 'export CANARY_REDIS_ADDR="%s:%s"\n' "$REDIS_HOST" "$REDIS_PORT"
+	if $ETCD_WANTED; then printf 'export CANARY_ETCD_ENDPOINTS="%s:%s"\n' "$HOST" "$ETCD_PORT"; fi
 } >&3

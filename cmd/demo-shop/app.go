@@ -80,7 +80,11 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		// trip or an operator's switch on one reaches all within a second.
 		opts = append(opts, canary.WithFleetSwitch(rdb, canary.FleetConfig{Prefix: cfg.fleet}))
 	}
-	if cfg.planFile != "" {
+	if cfg.etcd != "" {
+		if opts, err = a.withPlanStore(ctx, cfg, log, opts); err != nil {
+			return a, err
+		}
+	} else if cfg.planFile != "" {
 		opts = append(opts, canary.WithPlanFile(cfg.planFile))
 	} else {
 		plan, err := canary.ParsePlan(embeddedPlan)

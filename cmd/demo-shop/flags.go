@@ -23,6 +23,8 @@ type config struct {
 	redisAddr string
 	fleet     string // Redis key prefix of the fleet-wide kill switch (with -redis)
 	adminTok  string // bearer token of the admin POSTs ("" read-only)
+	etcd      string // etcd endpoints of the plan store (planstore.go); "" none
+	etcdKeys  string // key prefix of the plan store
 }
 
 // Errors of parseFlags after which the flag package has printed the usage.
@@ -43,6 +45,8 @@ var flagEnv = map[string]string{
 	"redis":       "DEMO_SHOP_REDIS",
 	"fleet":       "DEMO_SHOP_FLEET",
 	"admin-token": "DEMO_SHOP_ADMIN_TOKEN",
+	"etcd":        "DEMO_SHOP_ETCD",
+	"etcd-prefix": "DEMO_SHOP_ETCD_PREFIX",
 }
 
 // parseFlags reads args, with the DEMO_SHOP_* environment variables as
@@ -67,6 +71,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
 	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)")
 	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", builtinAdminToken), "bearer `token` the admin POSTs need (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only; the built-in default is refused when a listener is beyond loopback")
+	fs.StringVar(&c.etcd, "etcd", env("etcd", ""), "etcd `endpoints` (host:port, comma-separated) of a shared plan store to follow instead of -plan; an empty store is seeded with the embedded plan (env DEMO_SHOP_ETCD)")
+	fs.StringVar(&c.etcdKeys, "etcd-prefix", env("etcd-prefix", defaultEtcdPrefix), "key `prefix` of the plan store on -etcd (env DEMO_SHOP_ETCD_PREFIX)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: demo-shop [flags]        run the shop (docs/demo.md)")
 		fmt.Fprintln(stderr, "       demo-shop call -h        the gRPC client")
@@ -91,6 +97,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return c, fmt.Errorf("-admin-token (or %s): the built-in %q is for a shop on loopback only, and -%s %s listens beyond it: choose a token of your own (or '' for a read-only admin)",
 				flagEnv["admin-token"], builtinAdminToken, name, addr)
 		}
+	}
+	if err := c.checkEtcd(); err != nil {
+		return c, err
 	}
 	if c.pgReplica != "" && c.pgPrimary == "" {
 		return c, fmt.Errorf("-pg-replica (or %s) needs -pg-primary", flagEnv["pg-replica"])
@@ -123,6 +132,9 @@ func loopbackHost(host string) bool {
 
 // planDesc says which plan is in use, for the start-up message.
 func (c config) planDesc() string {
+	if c.etcd != "" {
+		return "from etcd " + c.etcd + " " + c.etcdKeys + " (watched)"
+	}
 	if c.planFile == "" {
 		return "embedded plan.yaml"
 	}

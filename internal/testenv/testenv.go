@@ -1,6 +1,6 @@
 // Package testenv gives tests the real services that `make test` starts or
 // checks (scripts/testenv.sh): a PostgreSQL primary with a streaming replica,
-// and Redis. With CI=true a missing service fails the test; otherwise the test
+// Redis and etcd. With CI=true a missing service fails the test; otherwise the test
 // is skipped with a message saying how to get the service.
 package testenv
 
@@ -19,6 +19,7 @@ const (
 	EnvPGReplica      = "CANARY_PG_REPLICA"         // DSN of the streaming replica
 	EnvReplicaCluster = "CANARY_PG_REPLICA_CLUSTER" // "15 canary_replica"
 	EnvRedisAddr      = "CANARY_REDIS_ADDR"         // host:port of Redis
+	EnvEtcdEndpoints  = "CANARY_ETCD_ENDPOINTS"     // comma-separated host:port of etcd
 )
 
 // InCI reports whether the tests run in CI (CI=true), where a missing service
@@ -47,6 +48,22 @@ func PGReplica(t testing.TB) string { t.Helper(); return need(t, EnvPGReplica) }
 
 // RedisAddr returns the address of the test Redis.
 func RedisAddr(t testing.TB) string { t.Helper(); return need(t, EnvRedisAddr) }
+
+// EtcdEndpoints returns the client endpoints (host:port) of the test etcd
+// that scripts/testenv.sh starts.
+func EtcdEndpoints(t testing.TB) []string {
+	t.Helper()
+	var eps []string
+	for _, e := range strings.Split(need(t, EnvEtcdEndpoints), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		t.Fatalf("%s holds no endpoint", EnvEtcdEndpoints)
+	}
+	return eps
+}
 
 // RepoRoot returns the repository's root directory.
 func RepoRoot() string {

@@ -1,0 +1,302 @@
+package planstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRedisPrefix is the default key prefix of [NewRedis]; the braces make
+// every key of the store hash to one Redis Cluster slot.
+const DefaultRedisPrefix = "{canary-plan}:"
+
+// RedisConfig configures [NewRedis]. Client and Validate are required.
+type RedisConfig struct {
+	// Client is the Redis client; the store does not close it. Give it
+	// ContextTimeoutEnabled so that OpTimeout bounds each command.
+	Client redis.UniversalClient
+	// Validate checks a plan before it is written; required.
+	Validate func([]byte) error
+	// Prefix of the keys: Prefix+"current" (the plan record),
+	// Prefix+"history" (a list, newest first) and the pub/sub channel
+	// Prefix+"changes". Default DefaultRedisPrefix.
+	Prefix string
+	// HistoryLimit, OpTimeout and RetryInterval as in [EtcdConfig].
+	HistoryLimit  int
+	OpTimeout     time.Duration
+	RetryInterval time.Duration
+}
+
+// NewRedis returns a Store on Redis, for teams without etcd: the same
+// semantics as [NewEtcd], with the compare-and-swap, the history and the
+// notification done by one Lua script, and watchers subscribed to a pub/sub
+// channel (re-reading the plan on every (re)subscription, so a watcher that
+// lost its connection catches up).
+func NewRedis(cfg RedisConfig) (Store, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("planstore: RedisConfig.Client is required")
+	}
+	if cfg.Validate == nil {
+		return nil, errors.New("planstore: RedisConfig.Validate is required (the plan validation function)")
+	}
+	if cfg.HistoryLimit < 0 {
+		return nil, fmt.Errorf("planstore: RedisConfig.HistoryLimit must be >= 0, got %d", cfg.HistoryLimit)
+	}
+	if cfg.OpTimeout < 0 || cfg.RetryInterval < 0 {
+		return nil, errors.New("planstore: RedisConfig.OpTimeout and RedisConfig.RetryInterval must be >= 0")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.HistoryLimit == 0 {
+		cfg.HistoryLimit = DefaultHistoryLimit
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	s := &redisStore{cfg: cfg, cur: cfg.Prefix + "current", hist: cfg.Prefix + "history", channel: cfg.Prefix + "changes"}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+var _ Store = (*redisStore)(nil)
+
+type redisStore struct {
+	cfg                RedisConfig
+	cur, hist, channel string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// casScript writes the plan when the current version is ARGV[1]: the plan
+// record, the history entry (trimmed to ARGV[4] entries) and the
+// notification. It returns {1, version} on success, {0, current version}
+// otherwise.
+var casScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local v = 0
+if cur then v = tonumber(cjson.decode(cur)['version']) end
+if tonumber(ARGV[1]) ~= v then return {0, v} end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+redis.call('PUBLISH', ARGV[5], ARGV[2])
+return {1, v}
+`)
+
+func (s *redisStore) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.OpTimeout)
+}
+
+func (s *redisStore) Get(ctx context.Context) (Plan, error) {
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	b, err := s.cfg.Client.Get(octx, s.cur).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Plan{}, nil
+	}
+	if err != nil {
+		return Plan{}, unavailable("GET "+s.cur, err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Plan{}, fmt.Errorf("planstore: %s holds no plan record: %w", s.cur, err)
+	}
+	return r.plan(), nil
+}
+
+func (s *redisStore) Apply(ctx context.Context, data []byte, expect int64, c Change) (Plan, error) {
+	return s.write(ctx, data, expect, c, ActionApply, 0)
+}
+
+func (s *redisStore) Rollback(ctx context.Context, to, expect int64, c Change) (Plan, error) {
+	cur, err := s.Get(ctx)
+	if err != nil {
+		return Plan{}, err
+	}
+	if expect != AnyVersion && expect != cur.Version {
+		return Plan{}, &ConflictError{Expected: expect, Current: cur.Version}
+	}
+	if to == 0 {
+		to = cur.Version - 1
+		if to < 1 {
+			return Plan{}, fmt.Errorf("%w: version %d has no previous version", ErrVersionNotFound, cur.Version)
+		}
+	}
+	if to < 1 || to > cur.Version {
+		return Plan{}, fmt.Errorf("%w: version %d (the current version is %d)", ErrVersionNotFound, to, cur.Version)
+	}
+	h, err := s.History(ctx, 0)
+	if err != nil {
+		return Plan{}, err
+	}
+	for _, e := range h {
+		if e.Version == to {
+			return s.write(ctx, e.Data, cur.Version, c, ActionRollback, to)
+		}
+	}
+	return Plan{}, fmt.Errorf("%w: version %d is older than the %d versions the history keeps", ErrVersionNotFound, to, s.cfg.HistoryLimit)
+}
+
+func (s *redisStore) write(ctx context.Context, data []byte, expect int64, c Change, action string, rbTo int64) (Plan, error) {
+	if len(data) > MaxPlanBytes {
+		return Plan{}, &invalidError{fmt.Errorf("plan is %d bytes, more than the %d a store accepts", len(data), MaxPlanBytes)}
+	}
+	if err := s.cfg.Validate(data); err != nil {
+		return Plan{}, &invalidError{err}
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.Get(ctx)
+		if err != nil {
+			return Plan{}, err
+		}
+		if expect != AnyVersion && expect != cur.Version {
+			return Plan{}, &ConflictError{Expected: expect, Current: cur.Version}
+		}
+		next := record{Version: cur.Version + 1, Plan: string(data), Author: c.Author, Note: c.Note,
+			Time: time.Now().UTC().Round(0), Action: action, From: cur.Version, RolledBackTo: rbTo}
+		curVal, err := json.Marshal(next)
+		if err != nil {
+			return Plan{}, fmt.Errorf("planstore: encode plan record: %w", err)
+		}
+		next.Diff = Diff(cur.Data, data)
+		histVal, err := json.Marshal(next)
+		if err != nil {
+			return Plan{}, fmt.Errorf("planstore: encode history record: %w", err)
+		}
+		octx, cancel := s.opCtx(ctx)
+		res, err := casScript.Run(octx, s.cfg.Client, []string{s.cur, s.hist},
+			cur.Version, curVal, histVal, s.cfg.HistoryLimit, s.channel).Int64Slice()
+		cancel()
+		if err != nil {
+			return Plan{}, unavailable("write "+s.cur, err)
+		}
+		if len(res) == 2 && res[0] == 1 {
+			return next.plan(), nil
+		}
+		if expect != AnyVersion || attempt >= 5 {
+			now := int64(0)
+			if len(res) == 2 {
+				now = res[1]
+			}
+			return Plan{}, &ConflictError{Expected: cur.Version, Current: now}
+		}
+	}
+}
+
+func (s *redisStore) History(ctx context.Context, limit int) ([]Entry, error) {
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit) - 1
+	}
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	vals, err := s.cfg.Client.LRange(octx, s.hist, 0, stop).Result()
+	if err != nil {
+		return nil, unavailable("LRANGE "+s.hist, err)
+	}
+	out := make([]Entry, 0, len(vals))
+	for _, v := range vals {
+		var r record
+		if err := json.Unmarshal([]byte(v), &r); err != nil {
+			return nil, fmt.Errorf("planstore: %s holds no history record: %w", s.hist, err)
+		}
+		out = append(out, Entry{Plan: r.plan(), Diff: r.Diff})
+	}
+	return out, nil
+}
+
+func (s *redisStore) Watch(ctx context.Context) <-chan Plan {
+	ch := make(chan Plan)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(ch)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.ctx, cancel)()
+		last := int64(-1)
+		send := func(p Plan) bool {
+			if p.Version <= last {
+				return true
+			}
+			select {
+			case ch <- p:
+				last = p.Version
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for ctx.Err() == nil {
+			s.subscribe(ctx, send)
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.cfg.RetryInterval):
+			}
+		}
+	}()
+	return ch
+}
+
+// subscribe follows the change channel on one subscription until it fails.
+// Each (re)subscription re-reads the plan; a PING that is not answered
+// within two heartbeats (a hung connection) ends the subscription.
+func (s *redisStore) subscribe(ctx context.Context, send func(Plan) bool) {
+	ps := s.cfg.Client.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	// A read in progress does not see ctx; closing the subscription ends it.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
+	hb := max(s.cfg.OpTimeout/2, 100*time.Millisecond)
+	pending := false
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, hb)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !pending {
+				if ps.Ping(ctx) != nil {
+					return
+				}
+				pending = true
+				continue
+			}
+			return
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			pending = false
+			p, err := s.Get(ctx)
+			if err != nil || !send(p) {
+				return
+			}
+		case *redis.Pong:
+			pending = false
+		case *redis.Message:
+			pending = false
+			var r record
+			if json.Unmarshal([]byte(m.Payload), &r) == nil && !send(r.plan()) {
+				return
+			}
+		}
+	}
+}
+
+func (s *redisStore) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
