@@ -35,7 +35,7 @@ type storeOptions struct {
 }
 
 // WithPlanStore makes the engine follow the plan of a shared store (see
-// package planstore; [planstore.NewEtcd] with Validate: [ValidatePlan]).
+// package planstore; etcdstore.New in planstore/etcdstore, with Validate: [ValidatePlan]).
 // New reads the store's current plan (waiting at most
 // DefaultPlanStoreStartTimeout); Start watches it. Each plan the store
 // delivers is compiled and swapped in atomically; a plan that does not
@@ -67,7 +67,7 @@ func WithPlanCacheFile(path string) Option {
 
 // ValidatePlan reports whether data is a plan the engine accepts: it parses
 // ([ParsePlan]) and compiles. It is the validation function to give a plan
-// store ([planstore.EtcdConfig.Validate]), so that a plan the engines would
+// store (etcdstore.Config.Validate), so that a plan the engines would
 // refuse never reaches the store.
 func ValidatePlan(data []byte) error {
 	p, err := ParsePlan(data)

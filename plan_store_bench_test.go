@@ -9,6 +9,7 @@ import (
 
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 )
 
 // fleetOf starts n engines, each with a store (an etcd client) of its own.
@@ -75,7 +76,7 @@ func TestPlanStoreTwentyEnginesApplyRollback(t *testing.T) {
 func BenchmarkPlanStoreFleetRollback(b *testing.B) {
 	pfx := storePrefix(b)
 	newStore := func() planstore.Store {
-		s, err := planstore.NewEtcd(planstore.EtcdConfig{Endpoints: testenv.EtcdEndpoints(b), Prefix: pfx, Validate: ValidatePlan})
+		s, err := etcdstore.New(etcdstore.Config{Endpoints: testenv.EtcdEndpoints(b), Prefix: pfx, Validate: ValidatePlan})
 		if err != nil {
 			b.Fatal(err)
 		}

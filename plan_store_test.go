@@ -16,6 +16,7 @@ import (
 
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -28,7 +29,7 @@ func testStore(t *testing.T, prefix string, validate func([]byte) error, endpoin
 	if len(endpoint) > 0 {
 		eps = endpoint
 	}
-	s, err := planstore.NewEtcd(planstore.EtcdConfig{Endpoints: eps, Prefix: prefix, Validate: validate,
+	s, err := etcdstore.New(etcdstore.Config{Endpoints: eps, Prefix: prefix, Validate: validate,
 		OpTimeout: time.Second, RetryInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ type RedisConfig struct {
 	Client redis.UniversalClient
 	// Validate checks a plan before it is written; required.
 	Validate func([]byte) error
-	// Prefix of the keys: Prefix+"current" (the plan record),
+	// Prefix of the keys: Prefix+"current" (the plan Record),
 	// Prefix+"history" (a list, newest first) and the pub/sub channel
 	// Prefix+"changes". Default DefaultRedisPrefix.
 	Prefix string
@@ -81,7 +81,7 @@ type redisStore struct {
 }
 
 // casScript writes the plan when the current version is ARGV[1]: the plan
-// record, the history entry (trimmed to ARGV[4] entries) and the
+// Record, the history entry (trimmed to ARGV[4] entries) and the
 // notification. It returns {1, version} on success, {0, current version}
 // otherwise.
 var casScript = redis.NewScript(`
@@ -108,13 +108,13 @@ func (s *redisStore) Get(ctx context.Context) (Plan, error) {
 		return Plan{}, nil
 	}
 	if err != nil {
-		return Plan{}, unavailable("GET "+s.cur, err)
+		return Plan{}, Unavailable("GET "+s.cur, err)
 	}
-	var r record
+	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Plan{}, fmt.Errorf("planstore: %s holds no plan record: %w", s.cur, err)
+		return Plan{}, fmt.Errorf("planstore: %s holds no plan Record: %w", s.cur, err)
 	}
-	return r.plan(), nil
+	return r.ToPlan(), nil
 }
 
 func (s *redisStore) Apply(ctx context.Context, data []byte, expect int64, c Change) (Plan, error) {
@@ -151,11 +151,8 @@ func (s *redisStore) Rollback(ctx context.Context, to, expect int64, c Change) (
 }
 
 func (s *redisStore) write(ctx context.Context, data []byte, expect int64, c Change, action string, rbTo int64) (Plan, error) {
-	if len(data) > MaxPlanBytes {
-		return Plan{}, &invalidError{fmt.Errorf("plan is %d bytes, more than the %d a store accepts", len(data), MaxPlanBytes)}
-	}
-	if err := s.cfg.Validate(data); err != nil {
-		return Plan{}, &invalidError{err}
+	if err := CheckPlan(data, s.cfg.Validate); err != nil {
+		return Plan{}, err
 	}
 	for attempt := 0; ; attempt++ {
 		cur, err := s.Get(ctx)
@@ -165,26 +162,26 @@ func (s *redisStore) write(ctx context.Context, data []byte, expect int64, c Cha
 		if expect != AnyVersion && expect != cur.Version {
 			return Plan{}, &ConflictError{Expected: expect, Current: cur.Version}
 		}
-		next := record{Version: cur.Version + 1, Plan: string(data), Author: c.Author, Note: c.Note,
+		next := Record{Version: cur.Version + 1, Plan: string(data), Author: c.Author, Note: c.Note,
 			Time: time.Now().UTC().Round(0), Action: action, From: cur.Version, RolledBackTo: rbTo}
 		curVal, err := json.Marshal(next)
 		if err != nil {
-			return Plan{}, fmt.Errorf("planstore: encode plan record: %w", err)
+			return Plan{}, fmt.Errorf("planstore: encode plan Record: %w", err)
 		}
 		next.Diff = Diff(cur.Data, data)
 		histVal, err := json.Marshal(next)
 		if err != nil {
-			return Plan{}, fmt.Errorf("planstore: encode history record: %w", err)
+			return Plan{}, fmt.Errorf("planstore: encode history Record: %w", err)
 		}
 		octx, cancel := s.opCtx(ctx)
 		res, err := casScript.Run(octx, s.cfg.Client, []string{s.cur, s.hist},
 			cur.Version, curVal, histVal, s.cfg.HistoryLimit, s.channel).Int64Slice()
 		cancel()
 		if err != nil {
-			return Plan{}, unavailable("write "+s.cur, err)
+			return Plan{}, Unavailable("write "+s.cur, err)
 		}
 		if len(res) == 2 && res[0] == 1 {
-			return next.plan(), nil
+			return next.ToPlan(), nil
 		}
 		if expect != AnyVersion || attempt >= 5 {
 			now := int64(0)
@@ -205,15 +202,15 @@ func (s *redisStore) History(ctx context.Context, limit int) ([]Entry, error) {
 	defer cancel()
 	vals, err := s.cfg.Client.LRange(octx, s.hist, 0, stop).Result()
 	if err != nil {
-		return nil, unavailable("LRANGE "+s.hist, err)
+		return nil, Unavailable("LRANGE "+s.hist, err)
 	}
 	out := make([]Entry, 0, len(vals))
 	for _, v := range vals {
-		var r record
+		var r Record
 		if err := json.Unmarshal([]byte(v), &r); err != nil {
-			return nil, fmt.Errorf("planstore: %s holds no history record: %w", s.hist, err)
+			return nil, fmt.Errorf("planstore: %s holds no history Record: %w", s.hist, err)
 		}
-		out = append(out, Entry{Plan: r.plan(), Diff: r.Diff})
+		out = append(out, Entry{Plan: r.ToPlan(), Diff: r.Diff})
 	}
 	return out, nil
 }
@@ -285,8 +282,8 @@ func (s *redisStore) subscribe(ctx context.Context, send func(Plan) bool) {
 			pending = false
 		case *redis.Message:
 			pending = false
-			var r record
-			if json.Unmarshal([]byte(m.Payload), &r) == nil && !send(r.plan()) {
+			var r Record
+			if json.Unmarshal([]byte(m.Payload), &r) == nil && !send(r.ToPlan()) {
 				return
 			}
 		}

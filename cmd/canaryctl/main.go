@@ -33,6 +33,7 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 )
 
 // Exit codes.
@@ -63,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("canaryctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.etcd, "etcd", os.Getenv("CANARY_ETCD_ENDPOINTS"), "etcd endpoints, comma-separated")
-	fs.StringVar(&g.prefix, "prefix", planstore.DefaultPrefix, "key prefix of the plan store")
+	fs.StringVar(&g.prefix, "prefix", etcdstore.DefaultPrefix, "key prefix of the plan store")
 	fs.StringVar(&g.output, "output", "text", "text or json")
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound of each call to the store")
 	fs.StringVar(&g.author, "author", defaultAuthor(), "author recorded in the history")
@@ -80,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if g.etcd == "" {
 		return usage(stderr, "--etcd (or CANARY_ETCD_ENDPOINTS) is required")
 	}
-	store, err := planstore.NewEtcd(planstore.EtcdConfig{Endpoints: strings.Split(g.etcd, ","), Prefix: g.prefix,
+	store, err := etcdstore.New(etcdstore.Config{Endpoints: strings.Split(g.etcd, ","), Prefix: g.prefix,
 		Validate: canary.ValidatePlan, OpTimeout: g.timeout})
 	if err != nil {
 		return fail(stderr, err)

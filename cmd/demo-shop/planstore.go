@@ -12,10 +12,11 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 )
 
 // defaultEtcdPrefix is the default of -etcd-prefix.
-const defaultEtcdPrefix = planstore.DefaultPrefix
+const defaultEtcdPrefix = etcdstore.DefaultPrefix
 
 // checkEtcd checks -etcd and -etcd-prefix.
 func (c config) checkEtcd() error {
@@ -41,7 +42,7 @@ func (c config) checkEtcd() error {
 // cache file for starts while etcd is down. An empty store is seeded with
 // the embedded plan, so that a first shop starts on the demo's plan.
 func (a *app) withPlanStore(ctx context.Context, cfg config, log *slog.Logger, opts []canary.Option) ([]canary.Option, error) {
-	store, err := planstore.NewEtcd(planstore.EtcdConfig{Endpoints: strings.Split(cfg.etcd, ","),
+	store, err := etcdstore.New(etcdstore.Config{Endpoints: strings.Split(cfg.etcd, ","),
 		Prefix: cfg.etcdKeys, Validate: canary.ValidatePlan, OpTimeout: 2 * time.Second})
 	if err != nil {
 		return opts, fmt.Errorf("-etcd: %w", err)

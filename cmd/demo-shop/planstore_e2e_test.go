@@ -18,6 +18,7 @@ import (
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 )
 
 // planState is the part of GET /admin/canary about the plan and its store.
@@ -47,7 +48,7 @@ func (p *shopProc) planState() planState {
 func TestEtcdPlanStore(t *testing.T) {
 	eps := strings.Join(testenv.EtcdEndpoints(t), ",")
 	prefix := fmt.Sprintf("/canary-test/demo-shop-%d-%d/", os.Getpid(), time.Now().UnixNano())
-	store, err := planstore.NewEtcd(planstore.EtcdConfig{Endpoints: testenv.EtcdEndpoints(t), Prefix: prefix, Validate: canary.ValidatePlan})
+	store, err := etcdstore.New(etcdstore.Config{Endpoints: testenv.EtcdEndpoints(t), Prefix: prefix, Validate: canary.ValidatePlan})
 	if err != nil {
 		t.Fatal(err)
 	}

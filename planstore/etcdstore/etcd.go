@@ -1,10 +1,11 @@
-package planstore
+package etcdstore
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reqcanary/canary/planstore"
 	"strings"
 	"sync"
 	"time"
@@ -14,21 +15,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// Defaults of [EtcdConfig].
-const (
-	DefaultPrefix        = "/canary/plan/"
-	DefaultHistoryLimit  = 50
-	DefaultOpTimeout     = 3 * time.Second
-	DefaultRetryInterval = 500 * time.Millisecond
-	// MaxPlanBytes is the largest plan a store accepts: the plan, its
-	// history entry and diff go into one etcd transaction, and etcd refuses
-	// requests above 1.5 MiB by default.
-	MaxPlanBytes = 256 << 10
-)
+// DefaultPrefix is the default key prefix of [New].
+const DefaultPrefix = "/canary/plan/"
 
-// EtcdConfig configures [NewEtcd]. Validate and one of Endpoints or Client
+// Config configures [New]. Validate and one of Endpoints or Client
 // are required.
-type EtcdConfig struct {
+type Config struct {
 	// Endpoints are etcd's client addresses ("127.0.0.1:2379" or URLs).
 	// The store opens a client and closes it on Close.
 	Endpoints []string
@@ -52,39 +44,39 @@ type EtcdConfig struct {
 	RetryInterval time.Duration
 }
 
-// NewEtcd returns a Store on etcd. It does not wait for etcd: a store
-// created while etcd is down returns ErrUnavailable from its calls, and its
+// New returns a [planstore.Store] on etcd. It does not wait for etcd: a store
+// created while etcd is down returns [planstore.ErrUnavailable] from its calls, and its
 // watchers deliver the plan once etcd answers.
-func NewEtcd(cfg EtcdConfig) (Store, error) {
+func New(cfg Config) (planstore.Store, error) {
 	if cfg.Validate == nil {
-		return nil, errors.New("planstore: EtcdConfig.Validate is required (the plan validation function)")
+		return nil, errors.New("planstore: Config.Validate is required (the plan validation function)")
 	}
 	if cfg.Client == nil && len(cfg.Endpoints) == 0 {
-		return nil, errors.New("planstore: EtcdConfig.Endpoints or EtcdConfig.Client is required")
+		return nil, errors.New("planstore: Config.Endpoints or Config.Client is required")
 	}
 	if cfg.HistoryLimit < 0 {
-		return nil, fmt.Errorf("planstore: EtcdConfig.HistoryLimit must be >= 0, got %d", cfg.HistoryLimit)
+		return nil, fmt.Errorf("planstore: Config.HistoryLimit must be >= 0, got %d", cfg.HistoryLimit)
 	}
 	if cfg.OpTimeout < 0 || cfg.RetryInterval < 0 {
-		return nil, errors.New("planstore: EtcdConfig.OpTimeout and EtcdConfig.RetryInterval must be >= 0")
+		return nil, errors.New("planstore: Config.OpTimeout and Config.RetryInterval must be >= 0")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.HistoryLimit == 0 {
-		cfg.HistoryLimit = DefaultHistoryLimit
+		cfg.HistoryLimit = planstore.DefaultHistoryLimit
 	}
 	if cfg.OpTimeout == 0 {
-		cfg.OpTimeout = DefaultOpTimeout
+		cfg.OpTimeout = planstore.DefaultOpTimeout
 	}
 	if cfg.RetryInterval == 0 {
-		cfg.RetryInterval = DefaultRetryInterval
+		cfg.RetryInterval = planstore.DefaultRetryInterval
 	}
 	s := &etcdStore{cfg: cfg, cli: cfg.Client, cur: cfg.Prefix + "current", hist: cfg.Prefix + "history/"}
 	if s.cli == nil {
 		for _, e := range cfg.Endpoints {
 			if strings.TrimSpace(e) == "" {
-				return nil, errors.New("planstore: EtcdConfig.Endpoints holds an empty endpoint")
+				return nil, errors.New("planstore: Config.Endpoints holds an empty endpoint")
 			}
 		}
 		cli, err := clientv3.New(clientv3.Config{
@@ -106,10 +98,10 @@ func NewEtcd(cfg EtcdConfig) (Store, error) {
 	return s, nil
 }
 
-var _ Store = (*etcdStore)(nil)
+var _ planstore.Store = (*etcdStore)(nil)
 
 type etcdStore struct {
-	cfg       EtcdConfig
+	cfg       Config
 	cli       *clientv3.Client
 	own       bool
 	cur, hist string
@@ -120,123 +112,98 @@ type etcdStore struct {
 	once   sync.Once
 }
 
-// record is what the store keeps under the plan key and the history keys.
-type record struct {
-	Version      int64     `json:"version"`
-	Plan         string    `json:"plan"`
-	Author       string    `json:"author,omitempty"`
-	Note         string    `json:"note,omitempty"`
-	Time         time.Time `json:"time"`
-	Action       string    `json:"action"`
-	From         int64     `json:"from"`
-	RolledBackTo int64     `json:"rolled_back_to,omitempty"`
-	Diff         string    `json:"diff,omitempty"` // history entries only
-}
-
-func (r record) plan() Plan {
-	return Plan{Version: r.Version, Data: []byte(r.Plan), Author: r.Author, Note: r.Note, Time: r.Time,
-		Action: r.Action, From: r.From, RolledBackTo: r.RolledBackTo}
-}
-
 func (s *etcdStore) histKey(v int64) string { return fmt.Sprintf("%s%020d", s.hist, v) }
 
 func (s *etcdStore) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.OpTimeout)
 }
 
-func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
-}
-
 // get reads the current plan with the key's mod revision and the store's
 // revision at the time of the read.
-func (s *etcdStore) get(ctx context.Context) (p Plan, modRev, rev int64, err error) {
+func (s *etcdStore) get(ctx context.Context) (p planstore.Plan, modRev, rev int64, err error) {
 	octx, cancel := s.opCtx(ctx)
 	defer cancel()
 	resp, err := s.cli.Get(octx, s.cur)
 	if err != nil {
-		return Plan{}, 0, 0, unavailable("get "+s.cur, err)
+		return planstore.Plan{}, 0, 0, planstore.Unavailable("get "+s.cur, err)
 	}
 	rev = resp.Header.GetRevision()
 	if len(resp.Kvs) == 0 {
-		return Plan{}, 0, rev, nil
+		return planstore.Plan{}, 0, rev, nil
 	}
-	var r record
+	var r planstore.Record
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
-		return Plan{}, 0, rev, fmt.Errorf("planstore: %s holds no plan record: %w", s.cur, err)
+		return planstore.Plan{}, 0, rev, fmt.Errorf("planstore: %s holds no plan planstore.Record: %w", s.cur, err)
 	}
-	return r.plan(), resp.Kvs[0].ModRevision, rev, nil
+	return r.ToPlan(), resp.Kvs[0].ModRevision, rev, nil
 }
 
-func (s *etcdStore) Get(ctx context.Context) (Plan, error) {
+func (s *etcdStore) Get(ctx context.Context) (planstore.Plan, error) {
 	p, _, _, err := s.get(ctx)
 	return p, err
 }
 
-func (s *etcdStore) Apply(ctx context.Context, data []byte, expect int64, c Change) (Plan, error) {
-	return s.write(ctx, data, expect, c, ActionApply, 0)
+func (s *etcdStore) Apply(ctx context.Context, data []byte, expect int64, c planstore.Change) (planstore.Plan, error) {
+	return s.write(ctx, data, expect, c, planstore.ActionApply, 0)
 }
 
-func (s *etcdStore) Rollback(ctx context.Context, to, expect int64, c Change) (Plan, error) {
+func (s *etcdStore) Rollback(ctx context.Context, to, expect int64, c planstore.Change) (planstore.Plan, error) {
 	cur, _, _, err := s.get(ctx)
 	if err != nil {
-		return Plan{}, err
+		return planstore.Plan{}, err
 	}
-	if expect != AnyVersion && expect != cur.Version {
-		return Plan{}, &ConflictError{Expected: expect, Current: cur.Version}
+	if expect != planstore.AnyVersion && expect != cur.Version {
+		return planstore.Plan{}, &planstore.ConflictError{Expected: expect, Current: cur.Version}
 	}
 	if to == 0 {
 		to = cur.Version - 1
 		if to < 1 {
-			return Plan{}, fmt.Errorf("%w: version %d has no previous version", ErrVersionNotFound, cur.Version)
+			return planstore.Plan{}, fmt.Errorf("%w: version %d has no previous version", planstore.ErrVersionNotFound, cur.Version)
 		}
 	}
 	if to < 1 || to > cur.Version {
-		return Plan{}, fmt.Errorf("%w: version %d (the current version is %d)", ErrVersionNotFound, to, cur.Version)
+		return planstore.Plan{}, fmt.Errorf("%w: version %d (the current version is %d)", planstore.ErrVersionNotFound, to, cur.Version)
 	}
 	octx, cancel := s.opCtx(ctx)
 	resp, err := s.cli.Get(octx, s.histKey(to))
 	cancel()
 	if err != nil {
-		return Plan{}, unavailable("get "+s.histKey(to), err)
+		return planstore.Plan{}, planstore.Unavailable("get "+s.histKey(to), err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Plan{}, fmt.Errorf("%w: version %d is older than the %d versions the history keeps", ErrVersionNotFound, to, s.cfg.HistoryLimit)
+		return planstore.Plan{}, fmt.Errorf("%w: version %d is older than the %d versions the history keeps", planstore.ErrVersionNotFound, to, s.cfg.HistoryLimit)
 	}
-	var r record
+	var r planstore.Record
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
-		return Plan{}, fmt.Errorf("planstore: %s holds no history record: %w", s.histKey(to), err)
+		return planstore.Plan{}, fmt.Errorf("planstore: %s holds no history planstore.Record: %w", s.histKey(to), err)
 	}
 	// Based on the version read above: a write in between is a conflict,
 	// so "the previous version" is never computed from a stale current one.
-	return s.write(ctx, []byte(r.Plan), cur.Version, c, ActionRollback, to)
+	return s.write(ctx, []byte(r.Plan), cur.Version, c, planstore.ActionRollback, to)
 }
 
-func (s *etcdStore) write(ctx context.Context, data []byte, expect int64, c Change, action string, rbTo int64) (Plan, error) {
-	if len(data) > MaxPlanBytes {
-		return Plan{}, &invalidError{fmt.Errorf("plan is %d bytes, more than the %d a store accepts", len(data), MaxPlanBytes)}
-	}
-	if err := s.cfg.Validate(data); err != nil {
-		return Plan{}, &invalidError{err}
+func (s *etcdStore) write(ctx context.Context, data []byte, expect int64, c planstore.Change, action string, rbTo int64) (planstore.Plan, error) {
+	if err := planstore.CheckPlan(data, s.cfg.Validate); err != nil {
+		return planstore.Plan{}, err
 	}
 	for attempt := 0; ; attempt++ {
 		cur, modRev, _, err := s.get(ctx)
 		if err != nil {
-			return Plan{}, err
+			return planstore.Plan{}, err
 		}
-		if expect != AnyVersion && expect != cur.Version {
-			return Plan{}, &ConflictError{Expected: expect, Current: cur.Version}
+		if expect != planstore.AnyVersion && expect != cur.Version {
+			return planstore.Plan{}, &planstore.ConflictError{Expected: expect, Current: cur.Version}
 		}
-		next := record{Version: cur.Version + 1, Plan: string(data), Author: c.Author, Note: c.Note,
+		next := planstore.Record{Version: cur.Version + 1, Plan: string(data), Author: c.Author, Note: c.Note,
 			Time: time.Now().UTC().Round(0), Action: action, From: cur.Version, RolledBackTo: rbTo}
 		curVal, err := json.Marshal(next)
 		if err != nil {
-			return Plan{}, fmt.Errorf("planstore: encode plan record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode plan planstore.Record: %w", err)
 		}
-		next.Diff = Diff(cur.Data, data)
+		next.Diff = planstore.Diff(cur.Data, data)
 		histVal, err := json.Marshal(next)
 		if err != nil {
-			return Plan{}, fmt.Errorf("planstore: encode history record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode history planstore.Record: %w", err)
 		}
 		ops := []clientv3.Op{
 			clientv3.OpPut(s.cur, string(curVal)),
@@ -252,23 +219,23 @@ func (s *etcdStore) write(ctx context.Context, data []byte, expect int64, c Chan
 			Commit()
 		cancel()
 		if err != nil {
-			return Plan{}, unavailable("write "+s.cur, err)
+			return planstore.Plan{}, planstore.Unavailable("write "+s.cur, err)
 		}
 		if resp.Succeeded {
-			return next.plan(), nil
+			return next.ToPlan(), nil
 		}
 		// Someone wrote between our read and our transaction.
-		if expect != AnyVersion || attempt >= 5 {
+		if expect != planstore.AnyVersion || attempt >= 5 {
 			now, _, _, err := s.get(ctx)
 			if err != nil {
-				return Plan{}, err
+				return planstore.Plan{}, err
 			}
-			return Plan{}, &ConflictError{Expected: cur.Version, Current: now.Version}
+			return planstore.Plan{}, &planstore.ConflictError{Expected: cur.Version, Current: now.Version}
 		}
 	}
 }
 
-func (s *etcdStore) History(ctx context.Context, limit int) ([]Entry, error) {
+func (s *etcdStore) History(ctx context.Context, limit int) ([]planstore.Entry, error) {
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit)))
@@ -277,21 +244,21 @@ func (s *etcdStore) History(ctx context.Context, limit int) ([]Entry, error) {
 	defer cancel()
 	resp, err := s.cli.Get(octx, s.hist, opts...)
 	if err != nil {
-		return nil, unavailable("get "+s.hist, err)
+		return nil, planstore.Unavailable("get "+s.hist, err)
 	}
-	out := make([]Entry, 0, len(resp.Kvs))
+	out := make([]planstore.Entry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		var r record
+		var r planstore.Record
 		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			return nil, fmt.Errorf("planstore: %s holds no history record: %w", kv.Key, err)
+			return nil, fmt.Errorf("planstore: %s holds no history planstore.Record: %w", kv.Key, err)
 		}
-		out = append(out, Entry{Plan: r.plan(), Diff: r.Diff})
+		out = append(out, planstore.Entry{Plan: r.ToPlan(), Diff: r.Diff})
 	}
 	return out, nil
 }
 
-func (s *etcdStore) Watch(ctx context.Context) <-chan Plan {
-	ch := make(chan Plan)
+func (s *etcdStore) Watch(ctx context.Context) <-chan planstore.Plan {
+	ch := make(chan planstore.Plan)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -308,9 +275,9 @@ func (s *etcdStore) Watch(ctx context.Context) <-chan Plan {
 // delivered, and follows the key from the revision of that read; when the
 // watch fails (compaction, store gone, channel closed) it starts again with
 // a fresh read, so nothing written meanwhile is missed for long.
-func (s *etcdStore) watch(ctx context.Context, ch chan<- Plan) {
+func (s *etcdStore) watch(ctx context.Context, ch chan<- planstore.Plan) {
 	last := int64(-1)
-	send := func(p Plan) bool {
+	send := func(p planstore.Plan) bool {
 		if p.Version <= last {
 			return true
 		}
@@ -335,7 +302,7 @@ func (s *etcdStore) watch(ctx context.Context, ch chan<- Plan) {
 }
 
 // follow watches the plan key from after rev until the watch ends.
-func (s *etcdStore) follow(ctx context.Context, rev int64, send func(Plan) bool) {
+func (s *etcdStore) follow(ctx context.Context, rev int64, send func(planstore.Plan) bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	for resp := range s.cli.Watch(wctx, s.cur, clientv3.WithRev(rev+1)) {
@@ -346,11 +313,11 @@ func (s *etcdStore) follow(ctx context.Context, rev int64, send func(Plan) bool)
 			if ev.Type != mvccpb.PUT {
 				continue
 			}
-			var r record
+			var r planstore.Record
 			if json.Unmarshal(ev.Kv.Value, &r) != nil {
 				continue
 			}
-			if !send(r.plan()) {
+			if !send(r.ToPlan()) {
 				return
 			}
 		}

@@ -1,10 +1,11 @@
-package planstore_test
+package etcdstore_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reqcanary/canary/planstore/etcdstore"
 	"os"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func rawClient(t *testing.T) *clientv3.Client {
 	return cli
 }
 
-func newStore(t *testing.T, cfg planstore.EtcdConfig) planstore.Store {
+func newStore(t *testing.T, cfg etcdstore.Config) planstore.Store {
 	t.Helper()
 	if cfg.Validate == nil {
 		cfg.Validate = validate
@@ -62,7 +63,7 @@ func newStore(t *testing.T, cfg planstore.EtcdConfig) planstore.Store {
 	if cfg.Client == nil && cfg.Endpoints == nil {
 		cfg.Endpoints = testenv.EtcdEndpoints(t)
 	}
-	s, err := planstore.NewEtcd(cfg)
+	s, err := etcdstore.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func mustApply(t *testing.T, s planstore.Store, data []byte, expect int64) plans
 
 func TestEtcdApplyCompareAndSwap(t *testing.T) {
 	cli := rawClient(t)
-	s := newStore(t, planstore.EtcdConfig{Prefix: prefix(t, cli)})
+	s := newStore(t, etcdstore.Config{Prefix: prefix(t, cli)})
 	ctx := ctxT(t)
 
 	if p, err := s.Get(ctx); err != nil || p.Version != 0 || p.Data != nil {
@@ -145,7 +146,7 @@ func TestEtcdApplyCompareAndSwap(t *testing.T) {
 func TestEtcdInvalidPlanNeverReachesKey(t *testing.T) {
 	cli := rawClient(t)
 	pfx := prefix(t, cli)
-	s := newStore(t, planstore.EtcdConfig{Prefix: pfx})
+	s := newStore(t, etcdstore.Config{Prefix: pfx})
 	ctx := ctxT(t)
 	mustApply(t, s, plan(5), 0)
 	before, err := cli.Get(ctx, pfx, clientv3.WithPrefix())
@@ -183,7 +184,7 @@ func TestEtcdHistoryBoundedAndOrdered(t *testing.T) {
 	cli := rawClient(t)
 	pfx := prefix(t, cli)
 	const limit = 5
-	s := newStore(t, planstore.EtcdConfig{Prefix: pfx, HistoryLimit: limit})
+	s := newStore(t, etcdstore.Config{Prefix: pfx, HistoryLimit: limit})
 	ctx := ctxT(t)
 	start := time.Now().Add(-time.Second)
 	for v := int64(0); v < 8; v++ {
@@ -225,7 +226,7 @@ func TestEtcdHistoryBoundedAndOrdered(t *testing.T) {
 
 func TestEtcdRollback(t *testing.T) {
 	cli := rawClient(t)
-	s := newStore(t, planstore.EtcdConfig{Prefix: prefix(t, cli), HistoryLimit: 4})
+	s := newStore(t, etcdstore.Config{Prefix: prefix(t, cli), HistoryLimit: 4})
 	ctx := ctxT(t)
 	if _, err := s.Rollback(ctx, 0, planstore.AnyVersion, planstore.Change{}); !errors.Is(err, planstore.ErrVersionNotFound) {
 		t.Fatalf("rollback on an empty store: %v, want ErrVersionNotFound", err)
@@ -294,8 +295,8 @@ func collect(ch <-chan planstore.Plan, n int, d time.Duration) []int64 {
 func TestEtcdTwoWatchersSeeEachWriteInOrder(t *testing.T) {
 	cli := rawClient(t)
 	pfx := prefix(t, cli)
-	w := newStore(t, planstore.EtcdConfig{Prefix: pfx})
-	s := newStore(t, planstore.EtcdConfig{Prefix: pfx})
+	w := newStore(t, etcdstore.Config{Prefix: pfx})
+	s := newStore(t, etcdstore.Config{Prefix: pfx})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	a, b := w.Watch(ctx), s.Watch(ctx)
 	if got := collect(a, 1, 5*time.Second); len(got) != 1 || got[0] != 0 {
@@ -338,8 +339,8 @@ func TestEtcdWatchSurvivesCompaction(t *testing.T) {
 	cli := rawClient(t)
 	pfx := prefix(t, cli)
 	proxy := testenv.NewFaultProxy(t, testenv.EtcdEndpoints(t)[0])
-	w := newStore(t, planstore.EtcdConfig{Prefix: pfx, Endpoints: []string{proxy.Addr()}, RetryInterval: 100 * time.Millisecond})
-	s := newStore(t, planstore.EtcdConfig{Prefix: pfx})
+	w := newStore(t, etcdstore.Config{Prefix: pfx, Endpoints: []string{proxy.Addr()}, RetryInterval: 100 * time.Millisecond})
+	s := newStore(t, etcdstore.Config{Prefix: pfx})
 	ctx := ctxT(t)
 	mustApply(t, s, plan(1), 0)
 	ch := w.Watch(ctx)
@@ -374,8 +375,8 @@ func TestEtcdUnreachable(t *testing.T) {
 	pfx := prefix(t, cli)
 	proxy := testenv.NewFaultProxy(t, testenv.EtcdEndpoints(t)[0])
 	const opTimeout = 500 * time.Millisecond
-	far := newStore(t, planstore.EtcdConfig{Prefix: pfx, Endpoints: []string{proxy.Addr()}, OpTimeout: opTimeout, RetryInterval: 100 * time.Millisecond})
-	near := newStore(t, planstore.EtcdConfig{Prefix: pfx})
+	far := newStore(t, etcdstore.Config{Prefix: pfx, Endpoints: []string{proxy.Addr()}, OpTimeout: opTimeout, RetryInterval: 100 * time.Millisecond})
+	near := newStore(t, etcdstore.Config{Prefix: pfx})
 	ctx := ctxT(t)
 	mustApply(t, near, plan(1), 0)
 	ch := far.Watch(ctx)
