@@ -83,8 +83,8 @@ type CohortFigures struct {
 	// OverUnitCap counts outcomes left out because their user (or tenant)
 	// had already counted unit_samples in their bucket.
 	OverUnitCap uint64 `json:"over_unit_cap"`
-	// UntrackedUnits counts outcomes left out because their bucket already
-	// tracked max_units users (or tenants).
+	// UntrackedUnits counts outcomes counted without the per-unit cap
+	// because their bucket already tracked max_units users (or tenants).
 	UntrackedUnits uint64 `json:"untracked_units"`
 	// FailingUnits estimates the distinct users (or tenants) with a failure.
 	FailingUnits uint64 `json:"failing_units"`

@@ -48,7 +48,7 @@ func newLocalTokens(capacity int) *localTokens {
 
 // save records a write at pos (the TokenStore.Save rules) and returns the
 // entry's new version.
-func (l *localTokens) save(key string, pos uint64, ttl time.Duration, now time.Time) uint64 {
+func (l *localTokens) save(key string, pos uint64, ttl time.Duration, now time.Time) (ver, merged uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	exp := now.Add(ttl)
@@ -76,7 +76,7 @@ func (l *localTokens) save(key string, pos uint64, ttl time.Duration, now time.T
 		e.expires = exp
 	}
 	e.ver++
-	return e.ver
+	return e.ver, e.pos
 }
 
 // load returns the key's position, if it has one that has not expired.

@@ -23,7 +23,10 @@ func TestLocalTokens(t *testing.T) {
 	if _, ok := l.load("a", now); ok || l.lost != 1 || l.dirtyCount() != 1 {
 		t.Errorf("after eviction: a kept %v, lost %d, dirty %d; want gone, 1, 1", ok, l.lost, l.dirtyCount())
 	}
-	v := l.save("b", 15, time.Minute, now.Add(3*time.Second))
+	v, merged := l.save("b", 15, time.Minute, now.Add(3*time.Second))
+	if merged != 20 {
+		t.Errorf("save of 15 over 20 returned %d to send, want the merged 20", merged)
+	}
 	if p, _ := l.load("b", now.Add(3*time.Second)); p != 20 {
 		t.Errorf("b after a lower save = %d, want 20", p)
 	}

@@ -140,7 +140,7 @@ func NewRedisTokenStoreConfig(cfg RedisTokenConfig) (TokenStore, error) {
 		delay = DefaultRedisTokenBreakerDelay
 	}
 	r.retry = max(10*time.Millisecond, delay/4)
-	r.breaker = circuitbreaker.NewBuilder[any]().WithFailureThreshold(errs).WithDelay(delay).Build()
+	r.breaker = circuitbreaker.NewBuilder[any]().WithFailureThreshold(errs).WithSuccessThreshold(1).WithDelay(delay).Build()
 	switch n := cfg.LocalEntries; {
 	case n == 0:
 		r.local = newLocalTokens(DefaultRedisTokenLocalEntries)
@@ -242,7 +242,10 @@ func (r *redisTokens) Load(ctx context.Context, key string) (uint64, error) {
 func (r *redisTokens) Save(ctx context.Context, key string, pos uint64, ttl time.Duration) error {
 	var ver uint64
 	if r.local != nil {
-		ver = r.local.save(key, pos, ttl, time.Now())
+		// Send the merged position: a higher one this instance saved
+		// earlier may not have reached Redis, and marking the entry clean
+		// below must mean Redis has it.
+		ver, pos = r.local.save(key, pos, ttl, time.Now())
 	}
 	if err := r.save(ctx, key, pos, ttl); err != nil {
 		if r.local != nil {
@@ -274,19 +277,19 @@ func (r *redisTokens) call(ctx context.Context, fn func(context.Context) error) 
 	if r.isClosed.Load() {
 		return fmt.Errorf("%w: %w", ErrTokenStoreUnavailable, ErrClosed)
 	}
+	if err := ctx.Err(); err != nil {
+		return err // the caller gave up before asking
+	}
 	if !r.breaker.TryAcquirePermit() {
 		return errBreakerOpen
 	}
-	err := r.bounded(ctx, fn)
-	switch {
-	case err == nil:
+	// The call runs on the store's own deadline, not the caller's, so the
+	// breaker always records Redis's real answer (a caller's short deadline
+	// neither closes it nor resets its run of failures).
+	err := r.bounded(context.WithoutCancel(ctx), fn)
+	if err == nil {
 		r.breaker.RecordSuccess()
 		return nil
-	case ctx.Err() != nil:
-		// The caller gave up: that says nothing about Redis. Release the
-		// permit without counting against it.
-		r.breaker.RecordSuccess()
-		return err
 	}
 	r.breaker.RecordFailure()
 	return fmt.Errorf("%w: %w", ErrTokenStoreUnavailable, err)
@@ -319,7 +322,15 @@ func (r *redisTokens) bounded(ctx context.Context, fn func(context.Context) erro
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		// The goroutine cancels ctx right after it sends its answer: take
+		// the answer when it is there, so a call that succeeded is not
+		// reported as cancelled.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ctx.Err()
+		}
 	}
 }
 

@@ -83,9 +83,9 @@ type Config struct {
 	// are left out (Figures.OverUnitCap). 1 to 255. Default 4.
 	UnitSamples int `yaml:"unit_samples"`
 	// MaxUnits is the number of units tracked per cohort and bucket, rounded
-	// up to a power of two, 16 to 65536. Outcomes of units beyond it, in a
-	// bucket that already tracks that many, are left out
-	// (Figures.UntrackedUnits). Memory: Buckets × 2 × MaxUnits × 8 bytes.
+	// up to a power of two, 16 to 65536. Units beyond it, in a bucket that
+	// already tracks that many, are not tracked: their outcomes count without
+	// the per-unit cap (Figures.UntrackedUnits). Memory: Buckets × 2 × MaxUnits × 8 bytes.
 	// Default 512.
 	MaxUnits int `yaml:"max_units"`
 }

@@ -20,8 +20,9 @@ type Figures struct {
 	// OverUnitCap counts outcomes left out because their unit had already
 	// counted Config.UnitSamples outcomes in their bucket.
 	OverUnitCap uint64
-	// UntrackedUnits counts outcomes left out because their bucket already
-	// tracked Config.MaxUnits units.
+	// UntrackedUnits counts outcomes of units not tracked (counted without
+	// the per-unit cap) because their bucket already tracked Config.MaxUnits
+	// units.
 	UntrackedUnits uint64
 	// FailingUnits estimates how many distinct units had a failure counted
 	// (an outcome without a unit is a unit of its own); exact but for hash

@@ -56,22 +56,31 @@ func TestUnitSamplesPerBucket(t *testing.T) {
 }
 
 // Memory is bounded whatever clients send: beyond MaxUnits units in a
-// bucket, the outcomes of new units are left out and counted, and every
-// outcome is accounted for.
+// bucket, new units are not tracked; their outcomes are counted (uncapped)
+// and reported as untracked, never dropped, so a client that fills the table
+// with units of its own cannot hide the others' failures.
 func TestMaxUnitsBoundsTheTable(t *testing.T) {
 	g, clk := newTestGuard(t, Config{MaxUnits: 16, UnitSamples: 2})
 	for i := range 5000 {
 		g.RecordOutcome(Outcome{Cohort: tenant.Stable, Kind: Success, Unit: "u" + strconv.Itoa(i)})
 	}
 	s := g.Snapshot().Stable
-	if s.Samples > 16 || s.Samples < 8 || s.UntrackedUnits != 5000-s.Samples {
-		t.Fatalf("stable %+v: want at most 16 units counted and the rest untracked", s)
+	if s.Samples != 5000 || s.UntrackedUnits < 5000-16 || s.UntrackedUnits > 5000-8 {
+		t.Fatalf("stable %+v: want all 5000 counted, all but at most 16 units untracked", s)
+	}
+	// A full table does not hide failures of untracked units.
+	for i := range 100 {
+		g.RecordOutcome(Outcome{Cohort: tenant.Stable, Kind: Failure, Unit: "f" + strconv.Itoa(i)})
+	}
+	if f := g.Snapshot().Stable.Failures; f != 100 {
+		t.Fatalf("%d failures of untracked units counted, want 100", f)
 	}
 	// The next bucket tracks units afresh.
 	clk.Advance(time.Second)
+	before := g.Snapshot().Stable
 	g.RecordOutcome(Outcome{Cohort: tenant.Stable, Kind: Success, Unit: "new"})
-	if n := g.Snapshot().Stable.Samples; n != s.Samples+1 {
-		t.Fatalf("next bucket: %d samples, want %d", n, s.Samples+1)
+	if n := g.Snapshot().Stable; n.Samples != before.Samples+1 || n.UntrackedUnits != before.UntrackedUnits {
+		t.Fatalf("next bucket: %+v after %+v, want one more tracked sample", n, before)
 	}
 }
 

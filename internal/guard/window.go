@@ -236,8 +236,11 @@ func (w *window) record(t time.Time, c int, kind Kind, u unit, latency time.Dura
 			s.capped[c].Add(1)
 			return
 		case untracked:
+			// Counted, uncapped: dropping them would let a client that
+			// fills the table with units of its own hide everybody
+			// else's outcomes (a failing canary among them). The sketch
+			// below still sees them, so the worst unit is left out.
 			s.untracked[c].Add(1)
-			return
 		}
 	}
 	if u.ok { // an outcome without a unit is a unit of its own: not in the sketches
