@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -133,5 +134,35 @@ func TestClientCancelledNotForServerTimeouts(t *testing.T) {
 	}
 	if middleware.ClientCancelled(context.Background()) {
 		t.Fatal("a live context reported client-cancelled")
+	}
+}
+
+// An answer cut by the server's own write deadline (http.Server.WriteTimeout)
+// is a server failure, although net/http then cancels the request's context
+// as when a client goes away: a canary slow enough to miss the write
+// deadline must not hide among client-cancelled requests.
+func TestServerWriteTimeoutIsNotClientCancelled(t *testing.T) {
+	var got cancelLog
+	h := middleware.New(canaryDecider, middleware.WithOutcome(got.record))(http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(300 * time.Millisecond) // past the write deadline
+			chunk := make([]byte, 64<<10)
+			for range 64 { // more than any buffer holds
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}))
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	if resp, err := http.Get(srv.URL + "/slow"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	statuses, cancelled := got.wait(t, 1)
+	if cancelled[0] || statuses[0] < 500 {
+		t.Fatalf("outcome: status %d, client-cancelled %v; want a 5xx server failure", statuses[0], cancelled[0])
 	}
 }

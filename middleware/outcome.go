@@ -3,9 +3,11 @@ package middleware
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -86,9 +88,18 @@ func (h *handler) serveOutcome(w http.ResponseWriter, r *http.Request, l tenant.
 	if status == 0 && !sw.hijacked {
 		status = http.StatusOK
 	}
+	ctx := r.Context()
+	if sw.writeTimedOut {
+		// The server's own write deadline (http.Server.WriteTimeout) cut
+		// the answer: net/http then cancels the request's context as if
+		// the client had gone, but the server failed. Report it as what
+		// the client got, with a context that is not cancelled.
+		status = http.StatusServiceUnavailable
+		ctx = context.WithoutCancel(ctx)
+	}
 	*sw = statusWriter{}
 	writerPool.Put(sw)
-	h.cfg.outcome(r.Context(), l, status, time.Since(start))
+	h.cfg.outcome(ctx, l, status, time.Since(start))
 }
 
 // ClientCancelled reports whether the client of the request whose context is
@@ -104,7 +115,10 @@ func (h *handler) serveOutcome(w http.ResponseWriter, r *http.Request, l tenant.
 // context cancelled with a cause other than context.Canceled
 // (context.WithCancelCause, by server code) is not the client's either. A
 // cancelled BaseContext (a server shutting its requests down) reports as
-// client-cancelled.
+// client-cancelled. An answer whose write hit the server's own write
+// deadline (http.Server.WriteTimeout), after which net/http cancels the
+// context too, is reported by the middleware with status 503 and a context
+// that is not cancelled: a server failure.
 func ClientCancelled(ctx context.Context) bool {
 	return ctx.Err() == context.Canceled && context.Cause(ctx) == context.Canceled
 }
@@ -113,9 +127,17 @@ var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // statusWriter records the status a handler answers with.
 type statusWriter struct {
-	w        http.ResponseWriter
-	status   int
-	hijacked bool
+	w             http.ResponseWriter
+	status        int
+	hijacked      bool
+	writeTimedOut bool // a write hit the connection's write deadline
+}
+
+// noteWriteErr records a write that failed on the server's write deadline.
+func (s *statusWriter) noteWriteErr(err error) {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		s.writeTimedOut = true
+	}
 }
 
 // The variants handed to handlers, by what the original writer implements.
@@ -165,7 +187,9 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.w.Write(p)
+	n, err := s.w.Write(p)
+	s.noteWriteErr(err)
+	return n, err
 }
 
 // ReadFrom uses the original writer's ReadFrom when it has one (net/http's
@@ -174,10 +198,15 @@ func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	var n int64
+	var err error
 	if rf, ok := s.w.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(writerOnly{s.w}, r)
 	}
-	return io.Copy(writerOnly{s.w}, r)
+	s.noteWriteErr(err)
+	return n, err
 }
 
 // Unwrap returns the original writer, for http.ResponseController.
