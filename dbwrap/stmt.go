@@ -39,17 +39,16 @@ func newStmt(ctx context.Context, c *conn, query string) (*stmt, error) {
 	}
 	d := c.route(ctx, s.st, op)
 	si, err := s.innerFor(ctx, d.srv)
-	if err != nil && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err) && !c.inTx {
-		srv := c.c.primary
-		if c.countsAgainst(ctx, err) {
-			c.replicaFailed(ctx, d.srv, err)
-		} else {
-			srv = d.srv // a stale inner connection: a new one to the same replica
+	// A replica that fails the prepare is left as a query would leave it: a
+	// stale inner connection is replaced, a dead replica is taken out and
+	// the statement prepared on another server (see QueryContext).
+	for try := 0; err != nil; try++ {
+		cause := c.retryable(ctx, d, err)
+		if cause == failoverNone || try == maxReadRetries {
+			return nil, err
 		}
-		si, err = s.innerFor(ctx, srv)
-	}
-	if err != nil {
-		return nil, err
+		d = c.failover(ctx, d, cause)
+		si, err = s.innerFor(ctx, d.srv)
 	}
 	s.numInput = si.NumInput()
 	return s, nil
