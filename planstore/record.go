@@ -1,6 +1,7 @@
 package planstore
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -50,6 +51,40 @@ func CheckPlan(data []byte, validate func([]byte) error) error {
 	}
 	if err := validate(data); err != nil {
 		return &invalidError{err}
+	}
+	return nil
+}
+
+// Settings are the settings every store's configuration has; a store's
+// constructor checks them and fills in the defaults with [Settings.Check].
+type Settings struct {
+	Validate      func([]byte) error
+	HistoryLimit  int
+	OpTimeout     time.Duration
+	RetryInterval time.Duration
+}
+
+// Check refuses missing or negative settings, naming the field as
+// typ.Field (e.g. "etcdstore.Config.HistoryLimit"), and fills in the
+// defaults: DefaultHistoryLimit, DefaultOpTimeout, DefaultRetryInterval.
+func (s *Settings) Check(typ string) error {
+	if s.Validate == nil {
+		return errors.New(typ + ".Validate is required (the plan validation function)")
+	}
+	if s.HistoryLimit < 0 {
+		return fmt.Errorf("%s.HistoryLimit must be >= 0, got %d", typ, s.HistoryLimit)
+	}
+	if s.OpTimeout < 0 || s.RetryInterval < 0 {
+		return fmt.Errorf("%s.OpTimeout and %s.RetryInterval must be >= 0", typ, typ)
+	}
+	if s.HistoryLimit == 0 {
+		s.HistoryLimit = DefaultHistoryLimit
+	}
+	if s.OpTimeout == 0 {
+		s.OpTimeout = DefaultOpTimeout
+	}
+	if s.RetryInterval == 0 {
+		s.RetryInterval = DefaultRetryInterval
 	}
 	return nil
 }

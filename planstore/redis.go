@@ -42,26 +42,13 @@ func NewRedis(cfg RedisConfig) (Store, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("planstore: RedisConfig.Client is required")
 	}
-	if cfg.Validate == nil {
-		return nil, errors.New("planstore: RedisConfig.Validate is required (the plan validation function)")
+	set := Settings{Validate: cfg.Validate, HistoryLimit: cfg.HistoryLimit, OpTimeout: cfg.OpTimeout, RetryInterval: cfg.RetryInterval}
+	if err := set.Check("RedisConfig"); err != nil {
+		return nil, fmt.Errorf("planstore: %w", err)
 	}
-	if cfg.HistoryLimit < 0 {
-		return nil, fmt.Errorf("planstore: RedisConfig.HistoryLimit must be >= 0, got %d", cfg.HistoryLimit)
-	}
-	if cfg.OpTimeout < 0 || cfg.RetryInterval < 0 {
-		return nil, errors.New("planstore: RedisConfig.OpTimeout and RedisConfig.RetryInterval must be >= 0")
-	}
+	cfg.HistoryLimit, cfg.OpTimeout, cfg.RetryInterval = set.HistoryLimit, set.OpTimeout, set.RetryInterval
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
-	}
-	if cfg.HistoryLimit == 0 {
-		cfg.HistoryLimit = DefaultHistoryLimit
-	}
-	if cfg.OpTimeout == 0 {
-		cfg.OpTimeout = DefaultOpTimeout
-	}
-	if cfg.RetryInterval == 0 {
-		cfg.RetryInterval = DefaultRetryInterval
 	}
 	s := &redisStore{cfg: cfg, cur: cfg.Prefix + "current", hist: cfg.Prefix + "history", channel: cfg.Prefix + "changes"}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

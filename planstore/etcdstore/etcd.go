@@ -48,35 +48,22 @@ type Config struct {
 // created while etcd is down returns [planstore.ErrUnavailable] from its calls, and its
 // watchers deliver the plan once etcd answers.
 func New(cfg Config) (planstore.Store, error) {
-	if cfg.Validate == nil {
-		return nil, errors.New("planstore: Config.Validate is required (the plan validation function)")
-	}
 	if cfg.Client == nil && len(cfg.Endpoints) == 0 {
-		return nil, errors.New("planstore: Config.Endpoints or Config.Client is required")
+		return nil, errors.New("planstore: etcdstore.Config.Endpoints or etcdstore.Config.Client is required")
 	}
-	if cfg.HistoryLimit < 0 {
-		return nil, fmt.Errorf("planstore: Config.HistoryLimit must be >= 0, got %d", cfg.HistoryLimit)
+	set := planstore.Settings{Validate: cfg.Validate, HistoryLimit: cfg.HistoryLimit, OpTimeout: cfg.OpTimeout, RetryInterval: cfg.RetryInterval}
+	if err := set.Check("etcdstore.Config"); err != nil {
+		return nil, fmt.Errorf("planstore: %w", err)
 	}
-	if cfg.OpTimeout < 0 || cfg.RetryInterval < 0 {
-		return nil, errors.New("planstore: Config.OpTimeout and Config.RetryInterval must be >= 0")
-	}
+	cfg.HistoryLimit, cfg.OpTimeout, cfg.RetryInterval = set.HistoryLimit, set.OpTimeout, set.RetryInterval
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.HistoryLimit == 0 {
-		cfg.HistoryLimit = planstore.DefaultHistoryLimit
-	}
-	if cfg.OpTimeout == 0 {
-		cfg.OpTimeout = planstore.DefaultOpTimeout
-	}
-	if cfg.RetryInterval == 0 {
-		cfg.RetryInterval = planstore.DefaultRetryInterval
 	}
 	s := &etcdStore{cfg: cfg, cli: cfg.Client, cur: cfg.Prefix + "current", hist: cfg.Prefix + "history/"}
 	if s.cli == nil {
 		for _, e := range cfg.Endpoints {
 			if strings.TrimSpace(e) == "" {
-				return nil, errors.New("planstore: Config.Endpoints holds an empty endpoint")
+				return nil, errors.New("planstore: etcdstore.Config.Endpoints holds an empty endpoint")
 			}
 		}
 		cli, err := clientv3.New(clientv3.Config{
