@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -93,12 +94,17 @@ var _ http.Handler = (*adminHandler)(nil)
 type adminRequest struct {
 	Action string `json:"action"`
 	Note   string `json:"note"`
+	Author string `json:"author"`
 }
 
 func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if h.e == nil {
 		adminError(w, http.StatusInternalServerError, "canary.AdminHandler: nil engine", "")
+		return
+	}
+	if rt, method := routeOf(r.URL.Path); rt != routeStatus {
+		h.servePlanRoute(w, r, rt, method) // admin_plan.go
 		return
 	}
 	switch r.Method {
@@ -125,10 +131,12 @@ func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
 	}
 	req, field, err := readAdminRequest(w, r)
 	if err != nil {
+		h.audit(r, EventKillSwitchChange, "kill_switch", AdminCodeBadRequest, err.Error())
 		adminError(w, http.StatusBadRequest, err.Error(), field)
 		return
 	}
 	ctx := r.Context()
+	defer func() { h.auditKill(r, req, err) }()
 	switch req.Action {
 	case "on":
 		err = h.e.TurnKillSwitch(ctx, true, req.Note)
@@ -161,44 +169,12 @@ func (h *adminHandler) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], h.cfg.token) == 1 && tok != ""
 }
 
-// readAdminRequest reads and checks a POST body; on error it names the field.
+// readAdminRequest reads and checks a kill-switch POST body; on error it
+// names the field.
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (adminRequest, string, error) {
 	var req adminRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	if err != nil {
-		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
-			return req, "body", errors.New("body: larger than 4096 bytes")
-		}
-		return req, "body", fmt.Errorf("body: cannot be read: %w", err)
-	}
-	if field, err := checkAdminKeys(body); err != nil { // admin_keys.go
+	if field, err := decodeAdminBody(w, r, maxAdminBody, killFields, `{"action": "on" | "off" | "rearm"}`, &req); err != nil {
 		return req, field, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var maxErr *http.MaxBytesError
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.Is(err, io.EOF):
-			return req, "body", errors.New(`body: empty; want {"action": "on" | "off" | "rearm"}`)
-		case errors.As(err, &maxErr):
-			return req, "body", errors.New("body: larger than 4096 bytes")
-		case errors.As(err, &typeErr) && typeErr.Field != "":
-			return req, typeErr.Field, errors.New(typeErr.Field + ": must be a string")
-		case errors.As(err, &typeErr): // the body itself is a number, string, array…
-			return req, "body", errors.New("body: must be a JSON object, got a JSON " + typeErr.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			if f == "" {
-				return req, "body", errors.New(`body: a field with an empty name; known fields: action, note`)
-			}
-			return req, f, errors.New(f + `: unknown field; known fields: action, note`)
-		}
-		return req, "body", errors.New("body: not a JSON object: " + err.Error())
-	}
-	if dec.More() {
-		return req, "body", errors.New("body: more than one JSON value")
 	}
 	switch req.Action {
 	case "on", "off", "rearm":
@@ -207,10 +183,77 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (adminRequest, str
 	default:
 		return req, "action", errors.New(`action: must be on, off or rearm, got "` + truncate(req.Action, 40) + `"`)
 	}
-	if len(req.Note) > MaxAdminNoteLen {
-		return req, "note", errors.New("note: longer than 200 bytes")
+	if field, err := checkText("note", req.Note, MaxAdminNoteLen); err != nil {
+		return req, field, err
+	}
+	if field, err := checkText("author", req.Author, MaxAdminAuthorLen); err != nil {
+		return req, field, err
+	}
+	if req.Author == "" {
+		req.Author = DefaultAdminAuthor
 	}
 	return req, "", nil
+}
+
+// killFields are the keys of a kill-switch POST body.
+var killFields = []string{"action", "note", "author"}
+
+// decodeAdminBody reads a POST body of at most limit bytes into dst, a
+// pointer to a struct whose JSON keys are fields, refusing unknown,
+// repeated or miscased keys, wrong types and trailing data. On error it
+// returns the field to name (or "body") and an error starting with it; want
+// describes the expected body for an empty one.
+func decodeAdminBody(w http.ResponseWriter, r *http.Request, limit int64, fields []string, want string, dst any) (string, error) {
+	tooLarge := fmt.Errorf("body: larger than %d bytes", limit)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			return "body", tooLarge
+		}
+		return "body", fmt.Errorf("body: cannot be read: %w", err)
+	}
+	if field, err := checkAdminKeys(body, fields); err != nil { // admin_keys.go
+		return field, err
+	}
+	known := strings.Join(fields, ", ")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return "body", errors.New("body: empty; want " + want)
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return typeErr.Field, fmt.Errorf("%s: must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind()))
+		case errors.As(err, &typeErr): // the body itself is a number, string, array…
+			return "body", errors.New("body: must be a JSON object, got a JSON " + typeErr.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			if f == "" {
+				return "body", errors.New("body: a field with an empty name; known fields: " + known)
+			}
+			return f, errors.New(f + ": unknown field; known fields: " + known)
+		}
+		return "body", errors.New("body: not a JSON object: " + err.Error())
+	}
+	if dec.More() {
+		return "body", errors.New("body: more than one JSON value")
+	}
+	return "", nil
+}
+
+// jsonKind names the JSON type a Go field of kind k takes.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "whole number"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Bool:
+		return "boolean"
+	}
+	return "string"
 }
 
 func truncate(s string, n int) string {

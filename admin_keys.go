@@ -7,17 +7,14 @@ import (
 	"strings"
 )
 
-// adminFields are the keys of a POST body, spelt exactly so.
-var adminFields = [...]string{"action", "note"}
-
 // checkAdminKeys refuses a POST body whose top-level object repeats a key or
-// spells a known key in another case ({"action":"on","ACTION":"off"}).
+// spells a known key (one of fields) in another case ({"action":"on","ACTION":"off"}).
 // encoding/json would quietly take the last of the repeated keys and match
 // keys case-insensitively, so two readers of the same body (a proxy that
 // logs it, an audit) could disagree on the action. It returns the offending
 // key (as the field) and an error naming it; nil when the body is not an
 // object or is malformed, which the decoder then reports.
-func checkAdminKeys(body []byte) (string, error) {
+func checkAdminKeys(body []byte, fields []string) (string, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", nil
@@ -44,9 +41,9 @@ func checkAdminKeys(body []byte) (string, error) {
 				return field, errors.New(field + `: duplicate key (same as "` + truncate(s, 40) + `" but for case)`)
 			}
 		}
-		for _, f := range adminFields {
+		for _, f := range fields {
 			if key != f && strings.EqualFold(key, f) {
-				return field, errors.New(field + `: unknown field; keys are case-sensitive; known fields: action, note`)
+				return field, errors.New(field + ": unknown field; keys are case-sensitive; known fields: " + strings.Join(fields, ", "))
 			}
 		}
 		seen = append(seen, key)
