@@ -47,29 +47,50 @@ func WithAdminToken(token string) AdminOption {
 }
 
 // AdminHandler returns the operator's http.Handler for engine e. Mount it on
-// an internal listener or path (it is not meant for the public internet):
+// an internal listener or path (it is not meant for the public internet). It
+// routes on the end of the URL path, so it works mounted at any prefix, with
+// or without http.StripPrefix (mount the prefix and its subtree, e.g.
+// "/admin/canary" and "/admin/canary/"):
 //
-//   - GET (or HEAD) answers 200 with the engine's [Status] as JSON: the plan
-//     in force and its version, the last plan-file error, the kill switch
-//     and what holds it (operator, plan, guard, fleet), the guard's
-//     configuration, trip and per-cohort window figures (requests, failures,
-//     failure rate, p50/p95/p99), the fleet switch, and the count of
-//     untrusted overrides. Without the bearer token of [WithAdminToken] the
-//     plan's salt and override.trusted_cidrs are left out (listed under
-//     "redacted"): the salt tells which user ids are canary;
-//   - POST with a JSON body {"action": "on" | "off" | "rearm", "note": "…"}
-//     acts on the kill switch ([Engine.TurnKillSwitch] for on and off,
-//     [Engine.RearmGuard] for rearm; on every instance with a fleet switch)
-//     and answers 200 with the new Status. It needs the bearer token of
-//     [WithAdminToken]: 401 without it or with a wrong one, 403 when the
-//     handler has no token (read-only). A bad body is 400 with a JSON error
-//     naming the field, {"error": "…", "field": "action"}. With a fleet
-//     switch whose Redis cannot be written, "on" answers 202 with the Status
-//     (the switch is on in this process, fleet.pending is true, and the
-//     fleet is written when Redis answers: see [ErrFleetPending]), "off"
-//     answers 503 and changes nothing, and "rearm" re-arms this process's
-//     guard and answers 503;
-//   - any other method is 405.
+//   - GET (or HEAD) on the handler's own path answers 200 with the engine's
+//     [Status] as JSON: the plan in force and its version, the last
+//     plan-file error, the plan store's state, the kill switch and what
+//     holds it (operator, plan, guard, fleet), the guard's configuration,
+//     trip and per-cohort window figures (requests, failures, failure rate,
+//     p50/p95/p99), the fleet switch, and the count of untrusted overrides.
+//     Without the bearer token of [WithAdminToken] the plan's salt and
+//     override.trusted_cidrs are left out (listed under "redacted"): the
+//     salt tells which user ids are canary;
+//   - POST on the handler's own path with a JSON body {"action": "on" |
+//     "off" | "rearm", "note": "…", "author": "…"} acts on the kill switch
+//     ([Engine.TurnKillSwitch] for on and off, [Engine.RearmGuard] for
+//     rearm; on every instance with a fleet switch) and answers 200 with the
+//     new Status. With a fleet switch whose Redis cannot be written, "on"
+//     answers 202 with the Status (the switch is on in this process,
+//     fleet.pending is true, and the fleet is written when Redis answers:
+//     see [ErrFleetPending]), "off" answers 503 and changes nothing, and
+//     "rearm" re-arms this process's guard and answers 503;
+//   - with a plan store ([WithPlanStore]): GET …/plan (the store's current
+//     plan, its version, author, note, and the version this engine has in
+//     force: [PlanResponse]), GET …/plan/history?limit=N (newest first,
+//     with diffs), GET …/plan/diff?from=A&to=B ([DiffResponse]), POST
+//     …/plan/apply ([PlanApplyRequest]: the YAML text, the expected version,
+//     note, author; validated with [ValidatePlan] before anything is
+//     written) and POST …/plan/rollback ([PlanRollbackRequest]). A stale
+//     expected version is 409 naming both versions, an invalid plan 422
+//     with the parser's line-numbered message, an unknown version 404, the
+//     store unreachable 503; without a store these routes answer 404;
+//   - GET …/explain?tenant=T&user=U answers [Engine.Explain].
+//
+// Every route but the status GET needs the bearer token of [WithAdminToken]
+// (the plan's text holds its salt, and explain tells who is canary): 401
+// without it or with a wrong one, 403 when the handler has no token
+// (read-only). Errors are JSON: {"error": "…", "field": "…", "code": "…"}
+// (AdminCode*), the field naming what is wrong. Each write, done or refused,
+// is logged and emitted as an OpenTelemetry log record ([EventPlanChange],
+// [EventKillSwitchChange]) with the author, note, remote address, outcome and
+// the versions from and to; plan writes are also in the store's history.
+// Other methods are 405.
 //
 // A nil engine gives a handler that answers 500. The handler is safe for
 // concurrent use.
@@ -119,20 +140,13 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.token == nil {
-		adminError(w, http.StatusForbidden,
-			"read-only: this admin handler has no token (canary.WithAdminToken), so it does not accept POST", "")
-		return
-	}
-	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="canary"`)
-		adminError(w, http.StatusUnauthorized, "missing or wrong bearer token", "Authorization")
+	if !h.requireToken(w, r) { // admin_plan.go
 		return
 	}
 	req, field, err := readAdminRequest(w, r)
 	if err != nil {
 		h.audit(r, EventKillSwitchChange, "kill_switch", AdminCodeBadRequest, err.Error())
-		adminError(w, http.StatusBadRequest, err.Error(), field)
+		writeJSON(w, http.StatusBadRequest, adminErrorBody{Code: AdminCodeBadRequest, Error: err.Error(), Field: field})
 		return
 	}
 	ctx := r.Context()
@@ -151,7 +165,7 @@ func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		adminError(w, http.StatusServiceUnavailable, err.Error(), "")
+		writeJSON(w, http.StatusServiceUnavailable, adminErrorBody{Code: AdminCodeUnavailable, Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, h.e.Status())

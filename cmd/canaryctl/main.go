@@ -1,21 +1,31 @@
-// Command canaryctl is the operator's tool for the plan of a fleet kept in
-// etcd (package planstore): read it, apply a new one by compare-and-swap,
-// see its history and diffs, roll back.
+// Command canaryctl is the operator's tool for a fleet's rollout: the plan
+// (kept in a plan store, see package planstore), the kill switch, and what
+// the plan decides for a tenant and user. It talks to a service's admin
+// handler (canary.AdminHandler) with --server, or for the plan commands
+// directly to etcd with --etcd.
 //
+//	canaryctl [flags] status
 //	canaryctl [flags] plan get
 //	canaryctl [flags] plan apply -f FILE [--expect-version N] [--note TEXT]
 //	canaryctl [flags] plan history [--limit N]
 //	canaryctl [flags] plan diff A B
 //	canaryctl [flags] plan rollback [--to N] [--expect-version N] [--note TEXT]
+//	canaryctl [flags] kill on|off|rearm [--note TEXT]
+//	canaryctl [flags] explain [--tenant T] [--user U]
 //
-// Flags before the command: --etcd (default $CANARY_ETCD_ENDPOINTS),
-// --prefix, --output text|json, --timeout, --author (default $USER, else
-// the OS user). "plan get" prints the plan alone on stdout (its version,
-// author and note go to stderr), so that it can be edited and applied.
+// Flags before the command: --server (default $CANARY_ADMIN_URL, the admin
+// handler's URL such as http://127.0.0.1:8081/admin/canary), --token
+// (default $CANARY_ADMIN_TOKEN; prefer the variable, a flag shows in ps),
+// --etcd (default $CANARY_ETCD_ENDPOINTS; used by the plan commands when
+// --server is not given), --prefix, --output text|json, --timeout,
+// --author (default $USER, else the OS user). "plan get" prints the plan
+// alone on stdout (its version, author and note go to stderr), so that it
+// can be edited and applied.
 //
-// Exit codes: 0 done; 1 other error; 2 bad usage; 3 store unreachable;
-// 4 invalid plan (nothing written); 5 version conflict; 6 version not in the
-// history.
+// Exit codes: 0 done; 1 other error; 2 bad usage; 3 server or store
+// unreachable; 4 invalid plan (nothing written); 5 version conflict;
+// 6 version not in the history; 7 not authorized (missing or wrong token,
+// or a read-only admin handler).
 package main
 
 import (
@@ -38,24 +48,32 @@ import (
 
 // Exit codes.
 const (
-	exitOK          = 0
-	exitError       = 1
-	exitUsage       = 2
-	exitUnreachable = 3
-	exitInvalid     = 4
-	exitConflict    = 5
-	exitNotFound    = 6
+	exitOK           = 0
+	exitError        = 1
+	exitUsage        = 2
+	exitUnreachable  = 3
+	exitInvalid      = 4
+	exitConflict     = 5
+	exitNotFound     = 6
+	exitUnauthorized = 7
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type globals struct {
-	etcd, prefix, output, author string
-	timeout                      time.Duration
+	server, token, etcd, prefix, output, author string
+	timeout                                     time.Duration
 }
 
+const usageText = `usage: canaryctl [--server URL] [--token T] [--etcd HOST:PORT,...] [--prefix P] [--output text|json] [--timeout D] [--author NAME] COMMAND
+commands:
+  status
+  plan get | apply -f FILE [--expect-version N] [--note T] | history [--limit N] | diff A B | rollback [--to N] [--expect-version N] [--note T]
+  kill on|off|rearm [--note T]
+  explain [--tenant T] [--user U]`
+
 func usage(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "canaryctl: %s\nusage: canaryctl [--etcd HOST:PORT,...] [--prefix P] [--output text|json] [--timeout D] [--author NAME] plan get|apply|history|diff|rollback ...\n", msg)
+	fmt.Fprintf(stderr, "canaryctl: %s\n%s\n", msg, usageText)
 	return exitUsage
 }
 
@@ -63,10 +81,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var g globals
 	fs := flag.NewFlagSet("canaryctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.server, "server", os.Getenv("CANARY_ADMIN_URL"), "admin handler URL")
+	fs.StringVar(&g.token, "token", os.Getenv("CANARY_ADMIN_TOKEN"), "admin token")
 	fs.StringVar(&g.etcd, "etcd", os.Getenv("CANARY_ETCD_ENDPOINTS"), "etcd endpoints, comma-separated")
 	fs.StringVar(&g.prefix, "prefix", etcdstore.DefaultPrefix, "key prefix of the plan store")
 	fs.StringVar(&g.output, "output", "text", "text or json")
-	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound of each call to the store")
+	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "bound of each call")
 	fs.StringVar(&g.author, "author", defaultAuthor(), "author recorded in the history")
 	if err := fs.Parse(args); err != nil {
 		return usage(stderr, err.Error())
@@ -74,21 +94,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if g.output != "text" && g.output != "json" {
 		return usage(stderr, fmt.Sprintf("--output must be text or json, got %q", g.output))
 	}
+	if g.timeout <= 0 {
+		return usage(stderr, "--timeout must be > 0")
+	}
 	rest := fs.Args()
-	if len(rest) < 2 || rest[0] != "plan" {
-		return usage(stderr, "expected: plan get|apply|history|diff|rollback")
+	if len(rest) == 0 {
+		return usage(stderr, "no command")
+	}
+	ctx := context.Background()
+	switch rest[0] {
+	case "plan":
+		return planCmd(ctx, g, rest[1:], stdout, stderr)
+	case "status", "kill", "explain":
+		if g.server == "" {
+			return usage(stderr, rest[0]+" needs --server (or CANARY_ADMIN_URL): the admin handler's URL")
+		}
+		api, err := newAPIClient(g.server, g.token, g.timeout)
+		if err != nil {
+			return usage(stderr, err.Error())
+		}
+		switch rest[0] {
+		case "status":
+			return statusCmd(ctx, g, api, rest[1:], stdout, stderr)
+		case "kill":
+			return killCmd(ctx, g, api, rest[1:], stdout, stderr)
+		default:
+			return explainCmd(ctx, g, api, rest[1:], stdout, stderr)
+		}
+	}
+	return usage(stderr, fmt.Sprintf("unknown command %q", rest[0]))
+}
+
+// backend opens what the plan commands act on: the admin API when --server
+// is given, else etcd.
+func (g globals) backend() (planBackend, func(), error) {
+	if g.server != "" {
+		api, err := newAPIClient(g.server, g.token, g.timeout)
+		return api, func() {}, err
 	}
 	if g.etcd == "" {
-		return usage(stderr, "--etcd (or CANARY_ETCD_ENDPOINTS) is required")
+		return nil, nil, errors.New("the plan commands need --server (or CANARY_ADMIN_URL) or --etcd (or CANARY_ETCD_ENDPOINTS)")
 	}
 	store, err := etcdstore.New(etcdstore.Config{Endpoints: strings.Split(g.etcd, ","), Prefix: g.prefix,
 		Validate: canary.ValidatePlan, OpTimeout: g.timeout})
 	if err != nil {
-		return fail(stderr, err)
+		return nil, nil, err
 	}
-	defer store.Close()
-	ctx := context.Background()
-	sub, sargs := rest[1], rest[2:]
+	return storeBackend{store}, func() { _ = store.Close() }, nil
+}
+
+func planCmd(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usage(stderr, "expected: plan get|apply|history|diff|rollback")
+	}
+	sub, sargs := args[0], args[1:]
 	sf := flag.NewFlagSet("plan "+sub, flag.ContinueOnError)
 	sf.SetOutput(io.Discard)
 	file := sf.String("f", "", "plan file (apply)")
@@ -99,10 +158,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := sf.Parse(sargs); err != nil {
 		return usage(stderr, err.Error())
 	}
+	switch sub {
+	case "get", "apply", "history", "diff", "rollback":
+	default:
+		return usage(stderr, fmt.Sprintf("unknown command plan %s", sub))
+	}
+	if sub == "apply" && *file == "" {
+		return usage(stderr, "plan apply needs -f FILE")
+	}
+	var a, b int64
+	if sub == "diff" {
+		if sf.NArg() != 2 {
+			return usage(stderr, "plan diff needs two versions: plan diff A B")
+		}
+		var errA, errB error
+		a, errA = strconv.ParseInt(sf.Arg(0), 10, 64)
+		b, errB = strconv.ParseInt(sf.Arg(1), 10, 64)
+		if errA != nil || errB != nil || a < 1 || b < 1 {
+			return usage(stderr, "plan diff: versions must be numbers >= 1")
+		}
+	} else if sf.NArg() != 0 {
+		return usage(stderr, fmt.Sprintf("plan %s: unexpected argument %q", sub, sf.Arg(0)))
+	}
+	be, closeBE, err := g.backend()
+	if err != nil {
+		return usage(stderr, err.Error())
+	}
+	defer closeBE()
 	change := planstore.Change{Author: g.author, Note: *note}
 	switch sub {
 	case "get":
-		p, err := store.Get(ctx)
+		p, err := be.Get(ctx)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -113,20 +199,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s", p.Data)
 		})
 	case "apply":
-		if *file == "" {
-			return usage(stderr, "plan apply needs -f FILE")
-		}
 		data, err := os.ReadFile(*file)
 		if err != nil {
 			return fail(stderr, err)
 		}
-		p, err := store.Apply(ctx, data, *expect, change)
+		p, err := be.Apply(ctx, data, *expect, change)
 		if err != nil {
 			return fail(stderr, err)
 		}
 		return show(stdout, g, planJSON(p), func() { fmt.Fprintf(stdout, "applied version %d (was %d)\n", p.Version, p.From) })
 	case "rollback":
-		p, err := store.Rollback(ctx, *to, *expect, change)
+		p, err := be.Rollback(ctx, *to, *expect, change)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -134,7 +217,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "rolled back to the text of version %d as version %d (was %d)\n", p.RolledBackTo, p.Version, p.From)
 		})
 	case "history":
-		h, err := store.History(ctx, *limit)
+		h, err := be.History(ctx, *limit)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -149,33 +232,147 @@ func run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\tfrom %d\t%s\n", e.Version, e.Time.Format(time.RFC3339), e.Author, e.Action, e.From, e.Note)
 			}
 		})
-	case "diff":
-		if sf.NArg() != 2 {
-			return usage(stderr, "plan diff needs two versions: plan diff A B")
-		}
-		a, errA := strconv.ParseInt(sf.Arg(0), 10, 64)
-		b, errB := strconv.ParseInt(sf.Arg(1), 10, 64)
-		if errA != nil || errB != nil {
-			return usage(stderr, "plan diff: versions must be numbers")
-		}
-		h, err := store.History(ctx, 0)
+	default: // diff
+		d, err := be.Diff(ctx, a, b)
 		if err != nil {
 			return fail(stderr, err)
 		}
-		texts := map[int64][]byte{}
-		for _, e := range h {
-			texts[e.Version] = e.Data
-		}
-		for _, v := range []int64{a, b} {
-			if _, ok := texts[v]; !ok {
-				return fail(stderr, fmt.Errorf("%w: version %d", planstore.ErrVersionNotFound, v))
-			}
-		}
-		d := planstore.Diff(texts[a], texts[b])
 		return show(stdout, g, map[string]any{"from": a, "to": b, "diff": d}, func() { fmt.Fprint(stdout, d) })
-	default:
-		return usage(stderr, fmt.Sprintf("unknown command plan %s", sub))
 	}
+}
+
+func statusCmd(ctx context.Context, g globals, api *apiClient, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 0 {
+		return usage(stderr, "status takes no arguments")
+	}
+	raw, s, err := api.status(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return show(stdout, g, raw, func() { printStatus(stdout, s) })
+}
+
+func printStatus(w io.Writer, s statusView) {
+	fmt.Fprintf(w, "plan        version %d, canary %g %%", s.Plan.Version, s.Plan.CanaryPercent)
+	if ps := s.PlanStore; ps != nil {
+		fmt.Fprintf(w, ", store version %d (%s)", ps.Version, ps.Source)
+		if ps.Author != "" {
+			fmt.Fprintf(w, " by %s", ps.Author)
+		}
+		if ps.Error != "" {
+			fmt.Fprintf(w, "; store: %s", ps.Error)
+		}
+	}
+	fmt.Fprintln(w)
+	if s.PlanError != "" {
+		fmt.Fprintf(w, "plan error  %s\n", s.PlanError)
+	}
+	if s.KillSwitch.On {
+		fmt.Fprintf(w, "kill switch ON (%s; held by %s)\n", s.KillSwitch.Reason, strings.Join(s.KillSwitch.Sources, ", "))
+	} else {
+		fmt.Fprintln(w, "kill switch off")
+	}
+	switch {
+	case !s.Guard.Enabled:
+		fmt.Fprintln(w, "guard       off")
+	case s.Guard.Tripped && s.Guard.Trip != nil:
+		fmt.Fprintf(w, "guard       TRIPPED: %s\n", s.Guard.Trip.Summary)
+	case s.Guard.Tripped:
+		fmt.Fprintln(w, "guard       TRIPPED (elsewhere in the fleet)")
+	default:
+		fmt.Fprintf(w, "guard       armed, window %s\n", s.Guard.Window)
+	}
+	if s.Guard.Enabled {
+		for _, c := range []struct {
+			name string
+			f    canary.CohortFigures
+		}{{"stable", s.Guard.Stable}, {"canary", s.Guard.Canary}} {
+			fmt.Fprintf(w, "  %-9s %d requests, %d failures (%.2f %%), p95 %.1f ms\n", c.name, c.f.Requests, c.f.Failures,
+				100*c.f.FailureRate, c.f.P95Millis)
+		}
+	}
+	if f := s.Fleet; f != nil {
+		state := "off"
+		if f.On {
+			state = "ON: " + f.Reason
+		}
+		fmt.Fprintf(w, "fleet       %s (key %s, instance %s)", state, f.Key, f.Instance)
+		if f.Pending {
+			fmt.Fprint(w, "; an ON is pending: Redis not written yet")
+		}
+		if f.Error != "" {
+			fmt.Fprintf(w, "; error: %s", f.Error)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func killCmd(ctx context.Context, g globals, api *apiClient, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usage(stderr, "expected: kill on|off|rearm [--note TEXT]")
+	}
+	action := args[0]
+	if action != "on" && action != "off" && action != "rearm" {
+		return usage(stderr, fmt.Sprintf("kill: want on, off or rearm, got %q", action))
+	}
+	sf := flag.NewFlagSet("kill", flag.ContinueOnError)
+	sf.SetOutput(io.Discard)
+	note := sf.String("note", "", "why (logged and audited)")
+	if err := sf.Parse(args[1:]); err != nil {
+		return usage(stderr, err.Error())
+	}
+	if sf.NArg() != 0 {
+		return usage(stderr, fmt.Sprintf("kill %s: unexpected argument %q", action, sf.Arg(0)))
+	}
+	raw, s, pending, err := api.kill(ctx, action, *note, g.author)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return show(stdout, g, raw, func() {
+		if pending {
+			fmt.Fprintln(stderr, "canaryctl: the kill switch is on in this instance, but the fleet's switch is not written yet (Redis did not answer); the instance writes it when Redis answers")
+		}
+		printStatus(stdout, s)
+	})
+}
+
+func explainCmd(ctx context.Context, g globals, api *apiClient, args []string, stdout, stderr io.Writer) int {
+	sf := flag.NewFlagSet("explain", flag.ContinueOnError)
+	sf.SetOutput(io.Discard)
+	tn := sf.String("tenant", "", "tenant id")
+	u := sf.String("user", "", "user id")
+	if err := sf.Parse(args); err != nil {
+		return usage(stderr, err.Error())
+	}
+	if sf.NArg() != 0 {
+		return usage(stderr, fmt.Sprintf("explain: unexpected argument %q", sf.Arg(0)))
+	}
+	if *tn == "" && *u == "" {
+		return usage(stderr, "explain needs --tenant, --user or both")
+	}
+	x, err := api.explain(ctx, *tn, *u)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return show(stdout, g, x, func() {
+		fmt.Fprintf(stdout, "%s (rule %s)\n", x.Cohort, x.Reason)
+		if x.KillSwitch {
+			fmt.Fprintf(stdout, "kill switch on; without it the plan says %s (rule %s)\n", x.PlanCohort, x.PlanReason)
+		}
+		if x.Bucket >= 0 {
+			fmt.Fprintf(stdout, "bucket %d of 10000; canary below %d (%g %%)\n", x.Bucket, x.CanaryBelow, x.Percent)
+		} else {
+			fmt.Fprintln(stdout, "no bucket: neither tenant nor user")
+		}
+		fmt.Fprintf(stdout, "plan version %d", x.PlanVersion)
+		if x.StoreVersion != 0 {
+			fmt.Fprintf(stdout, ", store version %d", x.StoreVersion)
+		}
+		fmt.Fprintln(stdout)
+		if x.UserHash != "" {
+			fmt.Fprintf(stdout, "user hash %s\n", x.UserHash)
+		}
+	})
 }
 
 func planJSON(p planstore.Plan) map[string]any {
@@ -200,7 +397,9 @@ func show(stdout io.Writer, g globals, v any, text func()) int {
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "canaryctl: %v\n", err)
 	switch {
-	case errors.Is(err, planstore.ErrUnavailable):
+	case errors.Is(err, errUnauthorized):
+		return exitUnauthorized
+	case errors.Is(err, errUnreachable), errors.Is(err, planstore.ErrUnavailable):
 		return exitUnreachable
 	case errors.Is(err, planstore.ErrInvalid):
 		return exitInvalid

@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // DefaultPrefix is the default key prefix of [New].
@@ -74,7 +76,14 @@ func New(cfg Config) (planstore.Store, error) {
 			// and pings without a stream (GOAWAY too_many_pings).
 			DialKeepAliveTime:    5 * time.Second,
 			DialKeepAliveTimeout: 3 * time.Second,
-			Logger:               zap.NewNop(),
+			// Reconnect within a second of etcd's return, not after
+			// gRPC's default backoff (1 s growing to 2 min), so that
+			// watchers catch up at once.
+			DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: cfg.OpTimeout,
+			})},
+			Logger: zap.NewNop(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("planstore: etcd client for %v: %w", cfg.Endpoints, err)
