@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,49 @@ func writeFileAt(t testing.TB, p, s string) {
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkCanaryctlFleetRollback measures, per run of the built
+// `canaryctl plan rollback` over engine 0's admin API, the time from the
+// command's start to the last of 20 engines deciding on the rolled-back
+// plan (each rollback restores the other of two plans). Reported: p50 and
+// p99 in ms (goal: p99 <= 1000).
+//
+//	go test -run '^$' -bench CanaryctlFleetRollback -benchtime 200x ./cmd/canaryctl
+func BenchmarkCanaryctlFleetRollback(b *testing.B) {
+	etcd := testenv.StartPrivateEtcd(b)
+	dir := b.TempDir()
+	fleet := make([]*canary.Engine, 20)
+	for i := range fleet {
+		fleet[i] = fleetEngine(b, etcd.Endpoint(), filepath.Join(dir, fmt.Sprintf("cache-%d.yaml", i)))
+	}
+	admin := canary.AdminHandler(fleet[0], canary.WithAdminToken(fleetToken))
+	srv := httptest.NewServer(admin)
+	b.Cleanup(srv.Close)
+	env := []string{"CANARY_ADMIN_URL=" + srv.URL, "CANARY_ADMIN_TOKEN=" + fleetToken, "USER=bench"}
+	for _, pct := range []float64{10, 20} {
+		if r := ctl(b, env, "plan", "apply", "-f", percentPlan(b, pct)); r.code != 0 {
+			b.Fatalf("apply: %+v", r)
+		}
+	}
+	waitAll(b, fleet, 20, time.Now(), 5*time.Second)
+	pct := 20.0
+	var took []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		pct = 30 - pct // 20 -> 10 -> 20 ...
+		t0 := time.Now()
+		if r := ctl(b, env, "plan", "rollback", "--note", "bench"); r.code != 0 {
+			b.Fatalf("rollback: %+v", r)
+		}
+		took = append(took, waitAll(b, fleet, pct, t0, 5*time.Second))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	q := func(p float64) float64 {
+		return float64(took[min(len(took)-1, int(p*float64(len(took))))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
 }

@@ -42,7 +42,7 @@ type result struct {
 	stdout, stderr string
 }
 
-func ctl(t *testing.T, env []string, args ...string) result {
+func ctl(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)

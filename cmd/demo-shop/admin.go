@@ -17,6 +17,8 @@ import (
 //	GET  /metrics                       Prometheus metrics (OTel Prometheus exporter)
 //	GET  /admin/canary                  canary.AdminHandler: plan, kill switch, guard figures
 //	POST /admin/canary {"action":"on"|"off"|"rearm"}   (Authorization: Bearer <-admin-token>)
+//	GET  /admin/canary/explain?tenant=T&user=U         (token)
+//	     /admin/canary/plan[/history|/diff|/apply|/rollback]  with -etcd (token)
 //	GET  /admin/pricing                 the modes of both pricing versions
 //	POST /admin/pricing/{version}?mode=ok|slow|fail    (Authorization: Bearer <-admin-token>)
 //
@@ -25,7 +27,9 @@ import (
 func newAdminHandler(eng *canary.Engine, pricing *pricingClient, tel *telemetry, adminToken string) http.Handler {
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(tel.registry, promhttp.HandlerOpts{Registry: prometheus.Registerer(tel.registry)}))
-	r.Handle("/admin/canary", canary.AdminHandler(eng, canary.WithAdminToken(adminToken)))
+	ca := canary.AdminHandler(eng, canary.WithAdminToken(adminToken))
+	r.Handle("/admin/canary", ca)
+	r.Handle("/admin/canary/*", ca) // plan routes and explain (canaryctl --server)
 	r.Get("/admin/pricing", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{
 			"stable": pricing.stable.getMode(), "canary": pricing.canary.getMode()})

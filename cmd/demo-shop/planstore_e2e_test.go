@@ -97,6 +97,29 @@ func TestEtcdPlanStore(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+
+	// A rollback through one shop's admin listener (the route canaryctl
+	// --server uses) reaches both; without the token it is refused.
+	if a := shops[0].adminDo("POST", "/admin/canary/plan/rollback", `{"note":"e2e"}`); a.status != http.StatusUnauthorized {
+		t.Fatalf("rollback without the token: %d %s, want 401", a.status, a.raw)
+	}
+	a := shops[0].adminDo("POST", "/admin/canary/plan/rollback", `{"note":"e2e","author":"ops"}`, "Authorization: Bearer "+adminToken)
+	if a.status != http.StatusOK || !strings.Contains(a.raw, `"rolled_back_to": 1`) {
+		t.Fatalf("rollback through the admin listener: %d %s", a.status, a.raw)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for i, s := range shops {
+		for {
+			st := s.planState()
+			if st.Plan.CanaryPercent == 20 && st.PlanStore.Version == 3 && st.PlanStore.Author == "ops" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("shop %d does not run the rolled-back plan: %+v %+v", i, st.Plan, st.PlanStore)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 func TestEtcdFlagErrors(t *testing.T) {
