@@ -168,16 +168,21 @@ func (f *planSync) apply(p planstore.Plan, prev *PlanStoreStatus) error {
 		e.log.Error(err.Error(), "author", p.Author)
 		return err
 	}
-	e.cur.Swap(c)
-	e.applyGuardConfig(c)
-	e.planErr.Store(nil)
 	st := &PlanStoreStatus{Source: PlanSourceStore, Version: p.Version, Author: p.Author, Note: p.Note,
 		CacheFile: f.cfg.cacheFile}
+	// The plan and the state that describes it are swapped back to back,
+	// before the cache file is written, so that Status never pairs a new
+	// plan with an old source for longer than two atomic stores.
+	e.cur.Swap(c)
+	f.state.Store(st)
+	e.applyGuardConfig(c)
+	e.planErr.Store(nil)
 	if cerr := f.writeCache(p); cerr != nil {
-		st.Error = cerr.Error()
+		failed := *st
+		failed.Error = cerr.Error()
+		f.state.Store(&failed)
 		e.log.Warn("canary: plan cache file not written", "error", cerr)
 	}
-	f.state.Store(st)
 	if prev != nil {
 		e.log.Info("canary: plan store version applied", "version", p.Version, "from", prev.Version,
 			"author", p.Author, "canary_percent", pl.CanaryPercent, "kill_switch", pl.KillSwitch)

@@ -185,9 +185,10 @@ func TestPlanStoreColdStartFromCacheAndCatchUp(t *testing.T) {
 	proxy.Set(testenv.ProxyPass)
 	waitPercent(t, 30, 30*time.Second, cold, bare)
 	for _, e := range []*Engine{cold, bare} {
-		if st := e.Status().PlanStore; st.Source != PlanSourceStore || st.Version != 2 {
-			t.Fatalf("after the store returned: status %+v, want source store, version 2", st)
-		}
+		eventually(t, time.Second, "status after the store returned: source store, version 2", func() bool {
+			st := e.Status().PlanStore
+			return st.Source == PlanSourceStore && st.Version == 2
+		})
 	}
 }
 
