@@ -90,8 +90,8 @@ func TestNotReplayedAfterStableWasSent(t *testing.T) {
 	shadow := newServer(t, "shadow", nil)
 	tr := mustTransport(t, Config{Canary: refusedURL(t), Stable: stable.URL, Shadow: shadow.URL})
 	r := do(t, tr, labelled(tenant.Canary, "acme", ""), "POST", "http://dep/orders", "x")
-	if r.err != nil || r.servedBy != "stable" || r.status != 503 || r.reason != "canary:connect" {
-		t.Fatalf("got %+v (%v), want stable's 503 after canary:connect", r, r.err)
+	if r.err != nil || r.servedBy != "stable" || r.status != 503 || r.reason != "canary:connect, stable:status-503" {
+		t.Fatalf("got %+v (%v), want stable's 503 after canary:connect, both reasons listed", r, r.err)
 	}
 	if shadow.hits.Load() != 0 {
 		t.Fatal("the POST was replayed to shadow")

@@ -369,6 +369,12 @@ func (t *transport) finish(st *reqState, resp *http.Response, err error) (*http.
 		return resp, nil
 	}
 	resp.Header[HeaderServedBy] = []string{st.cur.String()}
+	if resp.StatusCode >= 500 && len(st.trail) > 0 {
+		// Every step failed and this is the last one's failing answer: its
+		// reason belongs in the trail, or the answer would read as a good
+		// fallback from the steps before it.
+		st.addTrail(st.cur, reasonStatus, resp.StatusCode)
+	}
 	if len(st.trail) > 0 {
 		resp.Header[HeaderFallbackReason] = []string{strings.Join(st.trail, ", ")}
 	}

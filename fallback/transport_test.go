@@ -123,8 +123,10 @@ func TestFallbackChain(t *testing.T) {
 			cohort: tenant.Canary, wantBy: "shadow", wantReason: "stable:status-502"},
 		{name: "4xx is an answer", canary: httpStatus(404), stable: ok200, shadow: ok200,
 			cohort: tenant.Canary, wantBy: "canary"},
-		{name: "last 5xx is returned", canary: httpStatus(503), stable: httpStatus(500), noShadow: true,
-			cohort: tenant.Canary, wantBy: "stable", wantReason: "canary:status-503"},
+		{name: "last 5xx is returned, every hop's reason listed", canary: httpStatus(503), stable: httpStatus(500), noShadow: true,
+			cohort: tenant.Canary, wantBy: "stable", wantReason: "canary:status-503, stable:status-500"},
+		{name: "all three fail", canary: hang(5 * time.Second), stable: httpStatus(502), shadow: httpStatus(503),
+			cohort: tenant.Canary, wantBy: "shadow", wantReason: "canary:timeout, stable:status-502, shadow:status-503"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := func(name string, h http.HandlerFunc, absent bool) string {
