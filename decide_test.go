@@ -303,3 +303,19 @@ func TestKillSwitchAccessors(t *testing.T) {
 		t.Fatal("a plan's kill_switch: true is not in force")
 	}
 }
+
+// TestTenantListsAreCaseSensitive: the lists match the tenant id exactly,
+// as the identity source sends it; ACME is not acme.
+func TestTenantListsAreCaseSensitive(t *testing.T) {
+	e := newTestEngine(t, "salt: case\ncanary_percent: 0\ntenants:\n  canary: [acme]\n")
+	for _, tc := range []struct {
+		tenantID string
+		want     tenant.Cohort
+		reason   string
+	}{{"acme", tenant.Canary, tenant.ReasonTenantCanary}, {"ACME", tenant.Stable, tenant.ReasonPercent}, {"Acme", tenant.Stable, tenant.ReasonPercent}} {
+		l, err := e.Decide(context.Background(), tenant.Request{Source: headers("X-Tenant-ID", tc.tenantID, "X-User-ID", "u1"), Wire: tenant.HTTP})
+		if err != nil || l.Cohort != tc.want || l.Reason != tc.reason || l.Tenant != tc.tenantID {
+			t.Errorf("tenant %q: %+v %v, want %s (%s) with the tenant as sent", tc.tenantID, l, err, tc.want, tc.reason)
+		}
+	}
+}

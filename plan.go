@@ -64,7 +64,9 @@ type Plan struct {
 }
 
 // TenantLists are the plan's per-tenant rules. A tenant may be on at most one
-// list; ids follow the tenant id limits ([tenant.CheckTenant]).
+// list; ids follow the tenant id limits ([tenant.CheckTenant]). Ids match
+// exactly: they are case-sensitive ("ACME" is not "acme"), and a plan that
+// lists one id in two spellings is refused (see docs/bucketing.md).
 type TenantLists struct {
 	// Canary tenants are always canary, unless the kill switch is on or a
 	// trusted override says stable.

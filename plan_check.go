@@ -37,7 +37,12 @@ func validatePlan(p *Plan, pos map[string]yaml.Node) []*PlanError {
 		fail("canary_percent", why)
 	}
 
-	lists := map[string]string{} // tenant -> the list it was first seen in
+	// Tenant ids are case-sensitive (ACME and acme are two tenants, as for
+	// the identity source); a list naming one id in two spellings is
+	// refused, because it is almost always a typo that makes one of them
+	// a tenant nobody has.
+	lists := map[string]string{}  // tenant -> the list it was first seen in
+	folded := map[string]string{} // lower-cased tenant -> its first spelling
 	for _, l := range []struct {
 		name string
 		ids  []string
@@ -55,6 +60,13 @@ func validatePlan(p *Plan, pos map[string]yaml.Node) []*PlanError {
 				fail(key, "tenant "+strconv.Quote(id)+" is on both tenants.canary and tenants.stable")
 			default:
 				lists[id] = l.name
+				low := strings.ToLower(id)
+				if other, ok := folded[low]; ok {
+					fail(key, "tenant "+strconv.Quote(id)+" differs from "+strconv.Quote(other)+
+						" only in case; tenant ids are case-sensitive, so these are two tenants: keep the spelling the identity source sends")
+				} else {
+					folded[low] = id
+				}
 			}
 		}
 	}

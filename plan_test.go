@@ -112,6 +112,7 @@ func TestParsePlanErrorsNameKeyAndLine(t *testing.T) {
 		{"tenant id too long", "tenants:\n  stable: [" + strings.Repeat("t", 65) + "]\n", "tenants.stable[0]", 2, "longer than 64"},
 		{"tenant in both lists", "tenants:\n  canary: [acme]\n  stable: [bigbank, acme]\n", "tenants.stable[1]", 3, "both"},
 		{"tenant twice", "tenants:\n  canary: [acme, acme]\n", "tenants.canary[1]", 2, "twice"},
+		{"tenant in two cases", "tenants:\n  canary: [acme]\n  stable:\n    - ACME\n", "tenants.stable[0]", 4, "only in case; tenant ids are case-sensitive"},
 		{"bad header", "override:\n  header: 'X Canary'\n", "override.header", 2, "not a valid header name"},
 		{"reserved header", "override:\n  header: x-tenant-id\n", "override.header", 2, "canary's own"},
 		{"bad cidr", "override:\n  trusted_cidrs:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "override.trusted_cidrs[1]", 4, "not a CIDR"},
