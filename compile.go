@@ -15,6 +15,19 @@ type compiledPlan struct {
 	tenants   map[string]tenant.Cohort // the tenant lists
 	headerHTTP,
 	headerGRPC string // the override key on each wire
+	// unusable marks the stand-in of a plan that could not be used at start
+	// (compileUnusable): everyone stable with reason plan-error.
+	unusable bool
+}
+
+// compileUnusable is the plan an engine serves when it has no usable plan at
+// start (a plan file or store plan refused, the store unreachable without a
+// cache): everyone stable, no override, and the reason plan-error, so that
+// labels, headers and metrics tell it apart from a 0 % plan.
+func compileUnusable() *compiledPlan {
+	c, _ := compile(fallbackPlan())
+	c.unusable = true
+	return c
 }
 
 // compile validates p (a copy is kept) and builds its compiled form.

@@ -27,6 +27,11 @@ import (
 //  7. otherwise the bucket: canary when below canary_percent*100, else
 //     stable, "percent".
 //
+// An engine that has no usable plan (its plan file or store plan was
+// refused at start, or the store was unreachable without a cache file)
+// decides stable with "plan-error" in place of rules 3 to 7, until a good
+// plan arrives ([Status].PlanUnusable).
+//
 // A decision that does not verify (forged, tampered, signed with another
 // key, expired, malformed, repeated) is ignored and counted
 // ([Engine.RejectedDecisions]), never an error. Inbound W3C baggage never
@@ -104,6 +109,9 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 
 // rule applies the plan's tenant lists and percentage.
 func (p *compiledPlan) rule(t string, bucket int) (tenant.Cohort, string) {
+	if p.unusable {
+		return tenant.Stable, tenant.ReasonPlanError
+	}
 	if t != "" {
 		switch p.tenants[t] {
 		case tenant.Stable:

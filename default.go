@@ -56,6 +56,7 @@ func newDefault(getenv func(string) string) *Engine {
 	if err != nil {
 		slog.Error("canary: default engine: serving everyone stable", "error", err)
 		e, _ = newEngine([]Option{WithPlan(fallbackPlan()), WithUserHashKey(randomKey())}, getenv, true)
+		e.cur.Store(compileUnusable()) // reason plan-error: not a 0 % plan
 	}
 	return e
 }

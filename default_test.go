@@ -45,11 +45,21 @@ func TestDefaultEngineBadPlanFile(t *testing.T) {
 			t.Fatalf("with a bad plan, %v got %d %q, want 200 stable", hdr, rec.Code, rec.Header().Get("X-Canary-Cohort"))
 		}
 	}
+	// Told apart from a 0 % plan: its own reason, and Status says so.
+	if l := acmeCohort(t, e); l.Cohort != tenant.Stable || l.Reason != tenant.ReasonPlanError {
+		t.Fatalf("with a bad plan: %+v, want stable with reason %s", l, tenant.ReasonPlanError)
+	}
+	if st := e.Status(); !st.PlanUnusable || st.PlanError == "" {
+		t.Fatalf("Status with a bad plan: unusable %v, error %q", st.PlanUnusable, st.PlanError)
+	}
 
 	writeFile(t, path, "version: 9\ncanary_percent: 100\ntenants:\n  canary: [acme]\n")
 	eventually(t, time.Second, "the fixed file is in force", func() bool { return e.PlanError() == nil && e.Plan().Version == 9 })
-	if l := acmeCohort(t, e); l.Cohort != tenant.Canary {
+	if l := acmeCohort(t, e); l.Cohort != tenant.Canary || l.Reason != tenant.ReasonTenantCanary {
 		t.Fatalf("after the fix: %+v", l)
+	}
+	if e.Status().PlanUnusable {
+		t.Fatal("Status still says the plan is unusable after the fix")
 	}
 }
 

@@ -123,8 +123,7 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 			if !tolerant {
 				return nil, err
 			}
-			fb, _ := compile(fallbackPlan())
-			e.cur.Store(fb)
+			e.cur.Store(compileUnusable())
 			w.lastErr = err.Error() // reported here; the watcher reports only new problems
 			e.log.Error("canary: plan file unusable; serving everyone stable until it is fixed",
 				"path", cfg.planFile, "error", err)

@@ -127,8 +127,7 @@ func (e *Engine) initPlanStore(cfg *config) error {
 	case err == nil:
 		if perr := f.apply(p, nil); perr != nil {
 			// The store holds a plan this engine refuses: everyone stable.
-			fb, _ := compile(fallbackPlan())
-			e.cur.Store(fb)
+			e.cur.Store(compileUnusable())
 			f.state.Store(st)
 		}
 	default:
@@ -140,8 +139,7 @@ func (e *Engine) initPlanStore(cfg *config) error {
 			e.log.Warn("canary: plan store unreachable at start; using the cache file",
 				"cache_file", cfg.store.cacheFile, "version", cp.version, "error", err)
 		} else {
-			fb, _ := compile(fallbackPlan())
-			e.cur.Store(fb)
+			e.cur.Store(compileUnusable())
 			if cfg.store.cacheFile != "" {
 				st.Error += "; cache file: " + cerr.Error()
 			}

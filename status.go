@@ -16,6 +16,11 @@ type Status struct {
 	PlanVersion int `json:"plan_version"`
 	// PlanError is the text of [Engine.PlanError], "" when none.
 	PlanError string `json:"plan_error,omitempty"`
+	// PlanUnusable is true while the engine has never had a usable plan (the
+	// plan file or the store's plan was refused at start, or the store was
+	// unreachable without a cache file): everyone is stable with
+	// Labels.Reason "plan-error" until a good plan arrives.
+	PlanUnusable bool `json:"plan_unusable,omitempty"`
 	// PlanStore is the state of the plan store ([WithPlanStore]), nil without one.
 	PlanStore *PlanStoreStatus `json:"plan_store,omitempty"`
 	// KillSwitch says whether every request is stable, and why.
@@ -145,6 +150,7 @@ func (e *Engine) Status() Status {
 		s.PlanError = err.Error()
 	}
 	s.PlanStore = e.planStoreStatus()
+	s.PlanUnusable = p.unusable
 
 	bits := e.g.kill.Load()
 	ks := &s.KillSwitch

@@ -90,7 +90,7 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 	}
 	for _, r := range []string{tenant.ReasonKillSwitch, tenant.ReasonGuard, tenant.ReasonOverride,
 		tenant.ReasonTenantStable, tenant.ReasonTenantCanary, tenant.ReasonPercent, tenant.ReasonNoKey,
-		tenant.ReasonUpstream} {
+		tenant.ReasonUpstream, tenant.ReasonPlanError} {
 		t.decOpts[r] = decisionOpts(r)
 	}
 	for ci, c := range cohorts {

@@ -37,6 +37,7 @@ const (
 	ReasonPercent      = "percent"       // the bucket decided against canary_percent
 	ReasonNoKey        = "no-key"        // neither tenant nor user: stable
 	ReasonUpstream     = "upstream"      // adopted from a signed upstream decision
+	ReasonPlanError    = "plan-error"    // no usable plan (the plan file or store's plan was refused at start): everyone stable
 )
 
 // FlagReason maps a canary reason (one of the Reason constants) to the
@@ -59,6 +60,8 @@ func FlagReason(reason string) string {
 		return "default"
 	case ReasonUpstream:
 		return "cached"
+	case ReasonPlanError:
+		return "error"
 	}
 	return "unknown"
 }
