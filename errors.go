@@ -35,14 +35,21 @@ type PlanError struct {
 	Line, Column int
 	// Reason says what is wrong.
 	Reason string
+	// File is the plan file's path when the plan came from a file
+	// (WithPlanFile, CANARY_PLAN); "" otherwise.
+	File string
 	// Err is the underlying error, if any.
 	Err error
 }
 
-// Error returns "canary: plan: line L: key: reason", leaving out the parts
-// that are unknown.
+// Error returns "canary: plan: line L: key: reason", or "canary: plan file
+// PATH: line L: key: reason" for a plan read from a file, leaving out the
+// parts that are unknown.
 func (e *PlanError) Error() string {
 	s := "canary: plan: "
+	if e.File != "" {
+		s = "canary: plan file " + e.File + ": "
+	}
 	if e.Line > 0 {
 		s += "line " + strconv.Itoa(e.Line) + ": "
 	}

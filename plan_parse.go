@@ -30,7 +30,7 @@ func ParsePlan(data []byte) (Plan, error) {
 		if errors.Is(err, io.EOF) {
 			return Plan{}, &PlanError{Reason: "the plan is empty"}
 		}
-		return Plan{}, yamlError(err)
+		return Plan{}, yamlError(err, data)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -38,7 +38,7 @@ func ParsePlan(data []byte) (Plan, error) {
 		return Plan{}, &PlanError{Line: extra.Line, Column: extra.Column,
 			Reason: "more than one YAML document; a plan is one document"}
 	case !errors.Is(err, io.EOF):
-		return Plan{}, yamlError(err)
+		return Plan{}, yamlError(err, data)
 	}
 	w := &planWalker{pos: map[string]yaml.Node{}}
 	var p Plan
@@ -67,8 +67,11 @@ var yamlParserProblems = []string{
 }
 
 // yamlError turns a yaml.v3 syntax error into a *PlanError with its 1-based
-// line. yaml.v3 leaves the line out when it is the first.
-func yamlError(err error) error {
+// line. yaml.v3 leaves the line out when it is the first. When the line holds
+// an unquoted value with a colon in a flow sequence (IPv6 addresses in
+// trusted_cidrs: [::1/128]), whose YAML message says nothing useful, it adds
+// the hint to quote it.
+func yamlError(err error, data []byte) error {
 	msg := err.Error()
 	pe := &PlanError{Line: 1, Reason: strings.TrimPrefix(msg, "yaml: "), Err: err}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -78,7 +81,30 @@ func yamlError(err error) error {
 			pe.Line++
 		}
 	}
+	if strings.HasPrefix(pe.Reason, "did not find expected") && flowColon(data, pe.Line) {
+		pe.Reason += "; a value holding ':' (an IPv6 address such as ::1/128) must be quoted in a [ ] list: ['::1/128']"
+	}
 	return pe
+}
+
+// flowColon reports whether line n (1-based) of data has a [ ] list with an
+// unquoted value that starts with a colon, as IPv6 addresses do.
+func flowColon(data []byte, n int) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return false
+	}
+	l := string(lines[n-1])
+	i := strings.IndexByte(l, '[')
+	if i < 0 {
+		return false
+	}
+	for _, item := range strings.Split(l[i+1:], ",") {
+		if strings.HasPrefix(strings.TrimSpace(item), ":") {
+			return true
+		}
+	}
+	return false
 }
 
 func joinPlanErrors(errs []*PlanError) error {

@@ -2,9 +2,11 @@ package canary
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -82,9 +84,33 @@ func (w *watcher) load() error {
 			return nil
 		}
 	}
-	err = fmt.Errorf("canary: plan file %s: %w", w.path, err)
+	err = inPlanFile(err, w.path)
 	w.e.planErr.Store(&errBox{err})
 	return err
+}
+
+// inPlanFile names the plan file in err: each *PlanError (alone or joined)
+// gets the path as its File, so that the message says "canary: plan file
+// PATH: line L: …" once; other errors (reading the file) already name it.
+func inPlanFile(err error, path string) error {
+	var pe *PlanError
+	if errors.As(err, &pe) && err == error(pe) {
+		c := *pe
+		c.File = path
+		return &c
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list := j.Unwrap()
+		out := make([]error, len(list))
+		for i, e := range list {
+			out[i] = inPlanFile(e, path)
+		}
+		return errors.Join(out...)
+	}
+	if strings.Contains(err.Error(), path) {
+		return err
+	}
+	return fmt.Errorf("canary: plan file %s: %w", path, err)
 }
 
 // readPlanFile reads at most MaxPlanFileSize bytes of the file at path.

@@ -155,8 +155,20 @@ func TestPlanFileBadAtStartFailsNew(t *testing.T) {
 	writeFile(t, path, "version: 1\ntenants:\n  canary: [ok, 'not ok']\n")
 	_, err := New(WithPlanFile(path))
 	var pe *PlanError
-	if !errors.As(err, &pe) || pe.Key != "tenants.canary[1]" || pe.Line != 3 || !strings.Contains(err.Error(), path) {
-		t.Fatalf("New = %v, want a *PlanError for tenants.canary[1] line 3 naming the file", err)
+	if !errors.As(err, &pe) || pe.Key != "tenants.canary[1]" || pe.Line != 3 || pe.File != path ||
+		err.Error() != "canary: plan file "+path+": line 3: tenants.canary[1]: tenant id \"not ok\" is invalid: byte 3 is not one of [A-Za-z0-9._:-]" {
+		t.Fatalf("New = %v, want a *PlanError for tenants.canary[1] line 3 naming the file once", err)
+	}
+	// Several problems: each names the file once.
+	writeFile(t, path, "version: -1\ncanary_percent: 300\n")
+	_, err = New(WithPlanFile(path))
+	if msg := err.Error(); strings.Count(msg, "canary: plan file "+path+": line ") != 2 || strings.Contains(msg, "canary: plan:") {
+		t.Fatalf("New with two problems = %q, want each naming the file once", msg)
+	}
+	// An IPv6 address unquoted in a [ ] list gets a hint, not only YAML's message.
+	writeFile(t, path, "override:\n  trusted_cidrs: [127.0.0.0/8, ::1/128]\n")
+	if _, err = New(WithPlanFile(path)); !errors.As(err, &pe) || pe.Line != 2 || !strings.Contains(err.Error(), "must be quoted in a [ ] list: ['::1/128']") {
+		t.Fatalf("New with an unquoted IPv6 CIDR = %v, want line 2 and the hint to quote it", err)
 	}
 	if _, err := New(WithPlanFile(filepath.Join(dir, "missing.yaml"))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("New with a missing file = %v, want os.ErrNotExist", err)
