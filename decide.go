@@ -83,7 +83,7 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 
 	l := tenant.Labels{
 		Tenant:      t,
-		UserHash:    e.hasher.Hash(t, u),
+		UserHash:    e.userHash(req.Source, t, u),
 		Bucket:      tenant.BucketOf(p.plan.Salt, t, u),
 		TraceID:     req.TraceID,
 		PlanVersion: p.plan.Version,
@@ -100,6 +100,21 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	l.Position = e.position(ctx, req, l)
 	e.g.tel.decided(ctx, l)
 	return l, nil
+}
+
+// userHash returns the user hash of u within t, written into the memory
+// the request's Source offers ([tenant.UserHashBuffer]) when it offers
+// some, so that nothing is allocated for it.
+func (e *Engine) userHash(src tenant.Source, t, u string) string {
+	if u == "" {
+		return ""
+	}
+	if b, ok := src.(tenant.UserHashBuffer); ok {
+		if buf := b.UserHashBuffer(); buf != nil {
+			return e.hasher.HashInto(buf, t, u)
+		}
+	}
+	return e.hasher.Hash(t, u)
 }
 
 // rule applies the plan's tenant lists and percentage.
