@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,15 +256,22 @@ func BenchmarkPeers(b *testing.B) {
 
 // BenchmarkPeersInterleaved runs every case of the comparison and bare chi
 // in one loop: each iteration serves a block of requests through each
-// router, in an order rotated every iteration, and times each block. Load
-// from other jobs then hits every case alike. Reported, per case, the
-// median over the iterations of the per-request time added to bare chi's
-// block of the same iteration (added-ns/<case>), bare chi's median per
-// request (chi-ns/req), and, for canary, its added time as a share of the
-// cheapest flag SDK's (canary/fastest-sdk) and of RequestID's
-// (canary/requestid), and the guard's extra share (guard-extra).
+// router, in an order rotated every iteration, and measures each block. Load
+// from other jobs then hits every case alike. Each block is measured twice:
+// wall time, and the process's CPU time (getrusage: user + system, every
+// thread, so the garbage collector's background work during the block
+// counts, but time the machine spent on other processes does not). On a
+// shared machine the CPU figures are the steadier ones; the ratios use
+// them.
 //
-//	cd benchmarks && go test -run '^$' -bench PeersInterleaved -benchtime 40x -count 3
+// Reported, per case, the median over the iterations of the per-request CPU
+// time added to bare chi's block of the same iteration (cpu-added-ns/<case>)
+// and the same in wall time (added-ns/<case>); bare chi's medians
+// (chi-cpu-ns/req, chi-ns/req); and, from the CPU figures, canary's added
+// cost as a share of the cheapest flag SDK's (canary/fastest-sdk), of
+// RequestID's (canary/requestid), and the guard's extra share (guard-extra).
+//
+//	cd benchmarks && go test -run '^$' -bench PeersInterleaved -benchtime 30x -count 3
 func BenchmarkPeersInterleaved(b *testing.B) {
 	const block = 4096
 	cases := peerCases()
@@ -273,34 +281,37 @@ func BenchmarkPeersInterleaved(b *testing.B) {
 	}
 	req := benchRequest(peerHeaders...)
 	w := &discardWriter{h: http.Header{}}
-	run := func(h http.Handler) float64 {
+	run := func(h http.Handler) (wall, cpu float64) {
+		c0 := processCPU(b)
 		start := time.Now()
 		for range block {
 			clear(w.h)
 			h.ServeHTTP(w, req)
 		}
-		return float64(time.Since(start).Nanoseconds()) / block
+		return float64(time.Since(start).Nanoseconds()) / block, float64(processCPU(b)-c0) / block
 	}
 	for _, h := range routers { // warm up
 		run(h)
 	}
-	added := make([][]float64, len(cases))
-	var bases []float64
+	wallAdded := make([][]float64, len(cases))
+	cpuAdded := make([][]float64, len(cases))
+	var bases, cpuBases []float64
 	ratios := map[string][]float64{}
 	it := 0
 	b.ResetTimer()
 	for b.Loop() {
-		per := make([]float64, len(routers))
+		wall, cpu := make([]float64, len(routers)), make([]float64, len(routers))
 		for k := range routers {
 			i := (k + it) % len(routers)
-			per[i] = run(routers[i])
+			wall[i], cpu[i] = run(routers[i])
 		}
 		it++
-		bases = append(bases, per[0])
+		bases, cpuBases = append(bases, wall[0]), append(cpuBases, cpu[0])
 		byName := map[string]float64{}
 		for i, c := range cases {
-			d := per[i+1] - per[0]
-			added[i] = append(added[i], d)
+			wallAdded[i] = append(wallAdded[i], wall[i+1]-wall[0])
+			d := cpu[i+1] - cpu[0]
+			cpuAdded[i] = append(cpuAdded[i], d)
 			byName[c.name] = d
 		}
 		fastest := min(byName["launchdarkly"], byName["launchdarkly-userkey"], byName["growthbook"])
@@ -314,10 +325,22 @@ func BenchmarkPeersInterleaved(b *testing.B) {
 		return v[len(v)/2]
 	}
 	b.ReportMetric(median(bases), "chi-ns/req")
+	b.ReportMetric(median(cpuBases), "chi-cpu-ns/req")
 	for i, c := range cases {
-		b.ReportMetric(median(added[i]), "added-ns/"+c.name)
+		b.ReportMetric(median(wallAdded[i]), "added-ns/"+c.name)
+		b.ReportMetric(median(cpuAdded[i]), "cpu-added-ns/"+c.name)
 	}
 	for k, v := range ratios {
 		b.ReportMetric(median(v), k)
 	}
+}
+
+// processCPU returns the CPU time the process has used (user + system, all
+// threads), in nanoseconds.
+func processCPU(tb testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

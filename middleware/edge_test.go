@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -70,4 +72,41 @@ func TestRemoteParentInTheRequestsAllocation(t *testing.T) {
 	if len(sr.Ended()) != 2 {
 		t.Fatalf("%d spans ended, want 2", len(sr.Ended()))
 	}
+}
+
+// FuzzParseTraceParent: the middleware's one-pass traceparent parser
+// accepts exactly what tenant.ParseTraceParent accepts, with the same trace
+// id, and decodes the ids and flags as written.
+func FuzzParseTraceParent(f *testing.F) {
+	for _, s := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03 ",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		want, wantOK := tenant.ParseTraceParent(v)
+		cfg, got, ok := parseTraceParent(v)
+		if ok != wantOK || got != want {
+			t.Fatalf("parseTraceParent(%q) = %q, %v; tenant.ParseTraceParent = %q, %v", v, got, ok, want, wantOK)
+		}
+		if !ok {
+			return
+		}
+		s := strings.TrimSpace(v)
+		if cfg.TraceID.String() != s[3:35] || cfg.SpanID.String() != s[36:52] {
+			t.Fatalf("%q decoded as %s-%s", v, cfg.TraceID, cfg.SpanID)
+		}
+		var flags trace.TraceFlags
+		if _, err := fmt.Sscanf(s[53:55], "%02x", &flags); err != nil || cfg.TraceFlags != flags&(trace.FlagsSampled|trace.FlagsRandom) {
+			t.Fatalf("%q: flags %v", v, cfg.TraceFlags)
+		}
+	})
 }
