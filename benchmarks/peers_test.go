@@ -157,6 +157,13 @@ func otelhttpMiddleware(tb testing.TB) func(http.Handler) http.Handler {
 	return otelhttp.NewMiddleware("shop", otelhttp.WithTracerProvider(tp))
 }
 
+func floorMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l := tenant.Labels{Tenant: "globex", Cohort: tenant.Stable, Reason: tenant.ReasonPercent}
+		next.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), l)))
+	})
+}
+
 // peerCase is one row of the comparison.
 type peerCase struct {
 	name string
@@ -166,6 +173,9 @@ type peerCase struct {
 func peerCases() []peerCase {
 	return []peerCase{
 		{"chi+RequestID", func(testing.TB) func(http.Handler) http.Handler { return chimw.RequestID }},
+		// floor: what any labelling middleware of the chi shape pays, the
+		// labels context and the derived request, nothing decided.
+		{"floor", func(testing.TB) func(http.Handler) http.Handler { return floorMiddleware }},
 		{"canary", func(tb testing.TB) func(http.Handler) http.Handler { return benchEngine(tb).Middleware }},
 		{"canary+guard", func(tb testing.TB) func(http.Handler) http.Handler {
 			return benchEngine(tb, canary.WithGuard(canary.GuardConfig{Enabled: true}),
