@@ -56,7 +56,13 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		return tenant.Labels{}, err
 	}
 
-	up, fromUpstream := e.upstream(ctx, req)
+	var (
+		up           tenant.Decision
+		fromUpstream bool
+	)
+	if e.sig.signer != nil { // only an engine with a key adopts or reads tokens
+		up, fromUpstream = e.upstream(ctx, &req)
+	}
 
 	var override tenant.Cohort
 	if key := p.overrideKey(req.Wire); !fromUpstream && req.Source != nil && len(req.Source.Values(key)) > 0 {
@@ -76,7 +82,7 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		// nothing is hashed here.
 		l := up.Labels()
 		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
-		l.Position = e.position(ctx, req, l)
+		l.Position = e.position(ctx, &req, &l)
 		e.g.tel.decided(ctx, l)
 		return l, nil
 	}
@@ -97,7 +103,9 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	default:
 		l.Cohort, l.Reason = p.rule(t, l.Bucket)
 	}
-	l.Position = e.position(ctx, req, l)
+	if e.sig.signer != nil {
+		l.Position = e.position(ctx, &req, &l)
+	}
 	e.g.tel.decided(ctx, l)
 	return l, nil
 }
