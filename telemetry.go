@@ -98,7 +98,7 @@ type telemetry struct {
 	otherCounts    map[string]*[2]int64 // decisions by a reason this version does not know: rare
 	decReg         metric.Registration  // the decisions' callback; nil until register
 
-	outcomes  metric.Int64Counter
+	outcomeCounts [2][3]paddedCount // by cohort, then OutcomeKind; exported like decisions
 	trips     metric.Int64Counter
 	reg       metric.Registration // the guard gauges' callback; nil until register
 	logger    otellog.Logger
@@ -106,7 +106,7 @@ type telemetry struct {
 	warn      func(name string, err error)
 
 	decOpts [len(knownReasons)][2]metric.ObserveOption // by reason index, then cohort
-	outOpts [2][3][]metric.AddOption                   // by cohort, then OutcomeKind
+	outOpts [2][3]metric.ObserveOption                 // by cohort, then OutcomeKind
 }
 
 func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider) *telemetry {
@@ -120,11 +120,6 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 		e.log.Warn("canary: cannot create the "+name+" instrument", "error", err)
 	}
 	var err error
-	if t.outcomes, err = m.Int64Counter(MetricOutcomes, metric.WithUnit("{request}"),
-		metric.WithDescription("Request outcomes seen by the guard, by cohort and outcome")); err != nil {
-		warn(MetricOutcomes, err)
-		t.outcomes, _ = nm.Int64Counter(MetricOutcomes)
-	}
 	if t.trips, err = m.Int64Counter(MetricGuardTrips, metric.WithUnit("{trip}"),
 		metric.WithDescription("Times the guard turned the kill switch on, by rule")); err != nil {
 		warn(MetricGuardTrips, err)
@@ -135,8 +130,8 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 	}
 	for ci, c := range cohorts {
 		for k := range t.outOpts[ci] {
-			t.outOpts[ci][k] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				middleware.AttrVariant.String(string(c)), attrOutcome.String(OutcomeKind(k).String())))}
+			t.outOpts[ci][k] = metric.WithAttributeSet(attribute.NewSet(
+				middleware.AttrVariant.String(string(c)), attrOutcome.String(OutcomeKind(k).String())))
 		}
 	}
 
@@ -205,8 +200,8 @@ func (t *telemetry) register(e *Engine) {
 	}
 }
 
-// registerDecisions reports the decision counts as the observable counter
-// canary.decisions until close.
+// registerDecisions reports the decision and outcome counts as the
+// observable counters canary.decisions and canary.outcomes until close.
 func (t *telemetry) registerDecisions() {
 	dec, err := t.meter.Int64ObservableCounter(MetricDecisions, metric.WithUnit("{request}"),
 		metric.WithDescription("Cohort decisions, by cohort and reason"))
@@ -214,7 +209,20 @@ func (t *telemetry) registerDecisions() {
 		t.warn(MetricDecisions, err)
 		return
 	}
+	out, err := t.meter.Int64ObservableCounter(MetricOutcomes, metric.WithUnit("{request}"),
+		metric.WithDescription("Request outcomes seen by the guard, by cohort and outcome"))
+	if err != nil {
+		t.warn(MetricOutcomes, err)
+		return
+	}
 	t.decReg, err = t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for ci := range t.outcomeCounts {
+			for k := range t.outcomeCounts[ci] {
+				if n := t.outcomeCounts[ci][k].n.Load(); n > 0 {
+					o.ObserveInt64(out, n, t.outOpts[ci][k])
+				}
+			}
+		}
 		for i := range t.decisionCounts {
 			for ci := range t.decisionCounts[i] {
 				if n := t.decisionCounts[i][ci].n.Load(); n > 0 {
@@ -233,7 +241,7 @@ func (t *telemetry) registerDecisions() {
 			}
 		}
 		return nil
-	}, dec)
+	}, dec, out)
 	if err != nil {
 		t.warn(MetricDecisions+" callback", err)
 	}
@@ -270,11 +278,11 @@ func (t *telemetry) decided(_ context.Context, l tenant.Labels) {
 }
 
 // outcome counts one outcome.
-func (t *telemetry) outcome(ctx context.Context, c tenant.Cohort, k OutcomeKind) {
+func (t *telemetry) outcome(_ context.Context, c tenant.Cohort, k OutcomeKind) {
 	if int(k) >= len(t.outOpts[0]) {
 		k = OutcomeFailure
 	}
-	t.outcomes.Add(ctx, 1, t.outOpts[cohortIdx(c)][k]...)
+	t.outcomeCounts[cohortIdx(c)][k].n.Add(1)
 }
 
 // tripped counts a trip and emits the trip event.
