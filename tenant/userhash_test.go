@@ -271,6 +271,7 @@ func BenchmarkUserHash(b *testing.B) {
 		sinkHash = h.Hash("acme", "user-12345")
 	}
 }
+
 var sinkHash string
 
 func BenchmarkUserHashInto(b *testing.B) {
