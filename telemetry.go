@@ -99,11 +99,11 @@ type telemetry struct {
 	decReg         metric.Registration  // the decisions' callback; nil until register
 
 	outcomeCounts [2][3]paddedCount // by cohort, then OutcomeKind; exported like decisions
-	trips     metric.Int64Counter
-	reg       metric.Registration // the guard gauges' callback; nil until register
-	logger    otellog.Logger
-	meter     metric.Meter
-	warn      func(name string, err error)
+	trips         metric.Int64Counter
+	reg           metric.Registration // the guard gauges' callback; nil until register
+	logger        otellog.Logger
+	meter         metric.Meter
+	warn          func(name string, err error)
 
 	decOpts [len(knownReasons)][2]metric.ObserveOption // by reason index, then cohort
 	outOpts [2][3]metric.ObserveOption                 // by cohort, then OutcomeKind
