@@ -61,7 +61,7 @@ func (e *Engine) initConsistency(cfg *config, s *tenant.DecisionSigner) {
 // expired and was signed for l's tenant and user hash; else 0. A token that
 // does not pass is counted and ignored. A request without the key costs one
 // lookup.
-func (e *Engine) position(ctx context.Context, req tenant.Request, l tenant.Labels) uint64 {
+func (e *Engine) position(ctx context.Context, req *tenant.Request, l *tenant.Labels) uint64 {
 	s := e.sig.signer
 	if s == nil || e.sig.edge || req.Source == nil || req.Wire.Consistency == "" {
 		return 0

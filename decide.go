@@ -61,7 +61,13 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		return tenant.Labels{}, err
 	}
 
-	up, fromUpstream := e.upstream(ctx, req)
+	var (
+		up           tenant.Decision
+		fromUpstream bool
+	)
+	if e.sig.signer != nil { // only an engine with a key adopts or reads tokens
+		up, fromUpstream = e.upstream(ctx, &req)
+	}
 
 	var override tenant.Cohort
 	if key := p.overrideKey(req.Wire); !fromUpstream && req.Source != nil && len(req.Source.Values(key)) > 0 {
@@ -81,14 +87,14 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 		// nothing is hashed here.
 		l := up.Labels()
 		l.Reason, l.TraceID = tenant.ReasonUpstream, req.TraceID
-		l.Position = e.position(ctx, req, l)
+		l.Position = e.position(ctx, &req, &l)
 		e.g.tel.decided(ctx, l)
 		return l, nil
 	}
 
 	l := tenant.Labels{
 		Tenant:      t,
-		UserHash:    e.hasher.Hash(t, u),
+		UserHash:    e.userHash(req.Source, t, u),
 		Bucket:      tenant.BucketOf(p.plan.Salt, t, u),
 		TraceID:     req.TraceID,
 		PlanVersion: p.plan.Version,
@@ -102,9 +108,26 @@ func (e *Engine) Decide(ctx context.Context, req tenant.Request) (tenant.Labels,
 	default:
 		l.Cohort, l.Reason = p.rule(t, l.Bucket)
 	}
-	l.Position = e.position(ctx, req, l)
+	if e.sig.signer != nil {
+		l.Position = e.position(ctx, &req, &l)
+	}
 	e.g.tel.decided(ctx, l)
 	return l, nil
+}
+
+// userHash returns the user hash of u within t, written into the memory
+// the request's Source offers ([tenant.UserHashBuffer]) when it offers
+// some, so that nothing is allocated for it.
+func (e *Engine) userHash(src tenant.Source, t, u string) string {
+	if u == "" {
+		return ""
+	}
+	if b, ok := src.(tenant.UserHashBuffer); ok {
+		if buf := b.UserHashBuffer(); buf != nil {
+			return e.hasher.HashInto(buf, t, u)
+		}
+	}
+	return e.hasher.Hash(t, u)
 }
 
 // rule applies the plan's tenant lists and percentage.

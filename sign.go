@@ -67,7 +67,7 @@ func (e *Engine) initSigning(cfg *config) {
 // the engine has a signing key, is not an edge, and the request carries
 // exactly one decision that verifies and has not expired. A decision that
 // does not pass is counted and ignored.
-func (e *Engine) upstream(ctx context.Context, req tenant.Request) (tenant.Decision, bool) {
+func (e *Engine) upstream(ctx context.Context, req *tenant.Request) (tenant.Decision, bool) {
 	s := &e.sig
 	if s.signer == nil || s.edge || req.Source == nil {
 		return tenant.Decision{}, false

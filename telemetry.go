@@ -2,6 +2,8 @@ package canary
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -47,56 +49,91 @@ func cohortIdx(c tenant.Cohort) int {
 
 var cohorts = [2]tenant.Cohort{tenant.Stable, tenant.Canary}
 
+// knownReasons are the reasons whose decisions are counted in fixed cells
+// (decisionCounts); the index of a reason is its position here.
+var knownReasons = [...]string{tenant.ReasonKillSwitch, tenant.ReasonGuard, tenant.ReasonOverride,
+	tenant.ReasonTenantStable, tenant.ReasonTenantCanary, tenant.ReasonPercent, tenant.ReasonNoKey,
+	tenant.ReasonUpstream, tenant.ReasonPlanError}
+
+// reasonIdx returns the index of r in knownReasons, or -1.
+func reasonIdx(r string) int {
+	switch r {
+	case tenant.ReasonPercent: // the common case first
+		return 5
+	case tenant.ReasonKillSwitch:
+		return 0
+	case tenant.ReasonGuard:
+		return 1
+	case tenant.ReasonOverride:
+		return 2
+	case tenant.ReasonTenantStable:
+		return 3
+	case tenant.ReasonTenantCanary:
+		return 4
+	case tenant.ReasonNoKey:
+		return 6
+	case tenant.ReasonUpstream:
+		return 7
+	case tenant.ReasonPlanError:
+		return 8
+	}
+	return -1
+}
+
+// paddedCount is a counter alone on its cache line, so that requests
+// counting different cells on different cores do not contend.
+type paddedCount struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
 // telemetry holds the engine's instruments, with their attribute sets built
 // once so that counting allocates nothing.
+//
+// Decisions are counted in atomic cells by reason and cohort
+// (decisionCounts) and exported by an observable counter's callback
+// (canary.decisions, cumulative), instead of an Int64Counter.Add with an
+// attribute set per request: a decision then costs one atomic add.
 type telemetry struct {
-	decisions metric.Int64Counter
-	outcomes  metric.Int64Counter
-	trips     metric.Int64Counter
-	reg       metric.Registration // the guard gauges' callback; nil until register
-	logger    otellog.Logger
-	meter     metric.Meter
-	warn      func(name string, err error)
+	decisionCounts [len(knownReasons)][2]paddedCount
+	otherMu        sync.Mutex
+	otherCounts    map[string]*[2]int64 // decisions by a reason this version does not know: rare
+	decReg         metric.Registration  // the decisions' callback; nil until register
 
-	decOpts map[string]*[2][]metric.AddOption // by reason, then cohort
-	outOpts [2][3][]metric.AddOption          // by cohort, then OutcomeKind
+	outcomeCounts [2][3]paddedCount // by cohort, then OutcomeKind; exported like decisions
+	trips         metric.Int64Counter
+	reg           metric.Registration // the guard gauges' callback; nil until register
+	logger        otellog.Logger
+	meter         metric.Meter
+	warn          func(name string, err error)
+
+	decOpts [len(knownReasons)][2]metric.ObserveOption // by reason index, then cohort
+	outOpts [2][3]metric.ObserveOption                 // by cohort, then OutcomeKind
 }
 
 func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider) *telemetry {
 	if lp == nil {
 		lp = logglobal.GetLoggerProvider()
 	}
-	t := &telemetry{logger: lp.Logger(instrumentationName), decOpts: map[string]*[2][]metric.AddOption{}}
+	t := &telemetry{logger: lp.Logger(instrumentationName)}
 	m := mp.Meter(instrumentationName)
 	nm := noop.NewMeterProvider().Meter(instrumentationName)
 	warn := func(name string, err error) {
 		e.log.Warn("canary: cannot create the "+name+" instrument", "error", err)
 	}
 	var err error
-	if t.decisions, err = m.Int64Counter(MetricDecisions, metric.WithUnit("{request}"),
-		metric.WithDescription("Cohort decisions, by cohort and reason")); err != nil {
-		warn(MetricDecisions, err)
-		t.decisions, _ = nm.Int64Counter(MetricDecisions)
-	}
-	if t.outcomes, err = m.Int64Counter(MetricOutcomes, metric.WithUnit("{request}"),
-		metric.WithDescription("Request outcomes seen by the guard, by cohort and outcome")); err != nil {
-		warn(MetricOutcomes, err)
-		t.outcomes, _ = nm.Int64Counter(MetricOutcomes)
-	}
 	if t.trips, err = m.Int64Counter(MetricGuardTrips, metric.WithUnit("{trip}"),
 		metric.WithDescription("Times the guard turned the kill switch on, by rule")); err != nil {
 		warn(MetricGuardTrips, err)
 		t.trips, _ = nm.Int64Counter(MetricGuardTrips)
 	}
-	for _, r := range []string{tenant.ReasonKillSwitch, tenant.ReasonGuard, tenant.ReasonOverride,
-		tenant.ReasonTenantStable, tenant.ReasonTenantCanary, tenant.ReasonPercent, tenant.ReasonNoKey,
-		tenant.ReasonUpstream, tenant.ReasonPlanError} {
-		t.decOpts[r] = decisionOpts(r)
+	for i, r := range knownReasons {
+		t.decOpts[i] = decisionOpts(r)
 	}
 	for ci, c := range cohorts {
 		for k := range t.outOpts[ci] {
-			t.outOpts[ci][k] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				middleware.AttrVariant.String(string(c)), attrOutcome.String(OutcomeKind(k).String())))}
+			t.outOpts[ci][k] = metric.WithAttributeSet(attribute.NewSet(
+				middleware.AttrVariant.String(string(c)), attrOutcome.String(OutcomeKind(k).String())))
 		}
 	}
 
@@ -108,6 +145,9 @@ func newTelemetry(e *Engine, mp metric.MeterProvider, lp otellog.LoggerProvider)
 // engine calls it when it starts, so that an engine that is never started
 // leaves no callback behind on the meter provider.
 func (t *telemetry) register(e *Engine) {
+	if t.decReg == nil {
+		t.registerDecisions()
+	}
 	if t.reg != nil {
 		return
 	}
@@ -162,31 +202,89 @@ func (t *telemetry) register(e *Engine) {
 	}
 }
 
-func decisionOpts(r string) *[2][]metric.AddOption {
-	var o [2][]metric.AddOption
-	for ci, c := range cohorts {
-		o[ci] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-			middleware.AttrFlagKey.String(middleware.DefaultFlagKey), middleware.AttrVariant.String(string(c)),
-			middleware.AttrReason.String(tenant.FlagReason(r)), middleware.AttrCanaryReason.String(r)))}
+// registerDecisions reports the decision and outcome counts as the
+// observable counters canary.decisions and canary.outcomes until close.
+func (t *telemetry) registerDecisions() {
+	dec, err := t.meter.Int64ObservableCounter(MetricDecisions, metric.WithUnit("{request}"),
+		metric.WithDescription("Cohort decisions, by cohort and reason"))
+	if err != nil {
+		t.warn(MetricDecisions, err)
+		return
 	}
-	return &o
+	out, err := t.meter.Int64ObservableCounter(MetricOutcomes, metric.WithUnit("{request}"),
+		metric.WithDescription("Request outcomes seen by the guard, by cohort and outcome"))
+	if err != nil {
+		t.warn(MetricOutcomes, err)
+		return
+	}
+	t.decReg, err = t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for ci := range t.outcomeCounts {
+			for k := range t.outcomeCounts[ci] {
+				if n := t.outcomeCounts[ci][k].n.Load(); n > 0 {
+					o.ObserveInt64(out, n, t.outOpts[ci][k])
+				}
+			}
+		}
+		for i := range t.decisionCounts {
+			for ci := range t.decisionCounts[i] {
+				if n := t.decisionCounts[i][ci].n.Load(); n > 0 {
+					o.ObserveInt64(dec, n, t.decOpts[i][ci])
+				}
+			}
+		}
+		t.otherMu.Lock()
+		defer t.otherMu.Unlock()
+		for r, c := range t.otherCounts {
+			opts := decisionOpts(r)
+			for ci, n := range c {
+				if n > 0 {
+					o.ObserveInt64(dec, n, opts[ci])
+				}
+			}
+		}
+		return nil
+	}, dec, out)
+	if err != nil {
+		t.warn(MetricDecisions+" callback", err)
+	}
 }
 
-// decided counts one decision.
-func (t *telemetry) decided(ctx context.Context, l tenant.Labels) {
-	o, ok := t.decOpts[l.Reason]
-	if !ok {
-		o = decisionOpts(l.Reason) // a reason this version does not know: rare
+func decisionOpts(r string) [2]metric.ObserveOption {
+	var o [2]metric.ObserveOption
+	for ci, c := range cohorts {
+		o[ci] = metric.WithAttributeSet(attribute.NewSet(
+			middleware.AttrFlagKey.String(middleware.DefaultFlagKey), middleware.AttrVariant.String(string(c)),
+			middleware.AttrReason.String(tenant.FlagReason(r)), middleware.AttrCanaryReason.String(r)))
 	}
-	t.decisions.Add(ctx, 1, o[cohortIdx(l.Cohort)]...)
+	return o
+}
+
+// decided counts one decision: one atomic add for a known reason.
+func (t *telemetry) decided(_ context.Context, l tenant.Labels) {
+	ci := cohortIdx(l.Cohort)
+	if i := reasonIdx(l.Reason); i >= 0 {
+		t.decisionCounts[i][ci].n.Add(1)
+		return
+	}
+	t.otherMu.Lock()
+	defer t.otherMu.Unlock()
+	if t.otherCounts == nil {
+		t.otherCounts = map[string]*[2]int64{}
+	}
+	c := t.otherCounts[l.Reason]
+	if c == nil {
+		c = new([2]int64)
+		t.otherCounts[l.Reason] = c
+	}
+	c[ci]++
 }
 
 // outcome counts one outcome.
-func (t *telemetry) outcome(ctx context.Context, c tenant.Cohort, k OutcomeKind) {
+func (t *telemetry) outcome(_ context.Context, c tenant.Cohort, k OutcomeKind) {
 	if int(k) >= len(t.outOpts[0]) {
 		k = OutcomeFailure
 	}
-	t.outcomes.Add(ctx, 1, t.outOpts[cohortIdx(c)][k]...)
+	t.outcomeCounts[cohortIdx(c)][k].n.Add(1)
 }
 
 // tripped counts a trip and emits the trip event.
@@ -228,8 +326,12 @@ func (t *telemetry) rearmed(by string) {
 	t.logger.Emit(context.Background(), r)
 }
 
-// close unregisters the guard gauges' callback.
+// close unregisters the decisions' and the guard gauges' callbacks.
 func (t *telemetry) close() {
+	if t.decReg != nil {
+		_ = t.decReg.Unregister()
+		t.decReg = nil
+	}
 	if t.reg != nil {
 		_ = t.reg.Unregister()
 		t.reg = nil

@@ -26,11 +26,17 @@ var sinkLabels tenant.Labels
 
 func benchRouter(b *testing.B, mws ...func(http.Handler) http.Handler) http.Handler {
 	b.Helper()
-	r := chi.NewRouter()
-	r.Use(mws...)
+	r := newRouter(mws...)
 	r.Get("/checkout", func(w http.ResponseWriter, r *http.Request) {
 		sinkLabels, _ = tenant.FromContext(r.Context())
 	})
+	return r
+}
+
+// newRouter returns a chi router using mws, with no routes yet.
+func newRouter(mws ...func(http.Handler) http.Handler) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(mws...)
 	return r
 }
 
@@ -61,7 +67,7 @@ func runBench(b *testing.B, h http.Handler, req *http.Request) {
 	}
 }
 
-func benchEngine(b *testing.B, opts ...canary.Option) *canary.Engine {
+func benchEngine(b testing.TB, opts ...canary.Option) *canary.Engine {
 	b.Helper()
 	plan, err := canary.ParsePlan([]byte("version: 7\nsalt: checkout-v2\ncanary_percent: 12.5\n" +
 		"tenants:\n  canary: [acme]\n  stable: [bigbank]\noverride:\n  trusted_cidrs: [10.0.0.0/8]\n"))

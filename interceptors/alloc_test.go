@@ -72,6 +72,47 @@ func TestServerAllocations(t *testing.T) {
 		if n := canary - count(nop); n > 3 {
 			t.Fatalf("UnaryServer adds %v allocations per call over a no-op interceptor, want at most 3", n)
 		}
+		// A decider that hashes the user into the buffer the Source offers
+		// (as the engine does) adds nothing to that.
+		hasher := tenant.NewRandomUserHasher()
+		var hash string
+		hashing := tenant.DeciderFunc(func(_ context.Context, req tenant.Request) (tenant.Labels, error) {
+			te, err := tenant.ReadTenant(req.Source, req.Wire)
+			if err != nil {
+				return tenant.Labels{}, err
+			}
+			u, err := tenant.ReadUser(req.Source, req.Wire)
+			if err != nil {
+				return tenant.Labels{}, err
+			}
+			if _, err := tenant.ReadOverride(req.Source, req.Wire.Override); err != nil {
+				return tenant.Labels{}, err
+			}
+			l := tenant.Labels{Tenant: te, Cohort: tenant.Canary, Reason: tenant.ReasonPercent, Bucket: 4432}
+			b, ok := req.Source.(tenant.UserHashBuffer)
+			if !ok {
+				t.Fatal("the unary Source offers no user hash buffer")
+			}
+			l.UserHash = hasher.HashInto(b.UserHashBuffer(), l.Tenant, u)
+			return l, nil
+		})
+		handlerHash := func(ctx context.Context, _ any) (any, error) {
+			l, _ := tenant.FromContext(ctx)
+			hash = l.UserHash
+			return nil, nil
+		}
+		in := interceptors.UnaryServer(hashing)
+		n := testing.AllocsPerRun(200, func() {
+			if _, err := in(ctx, nil, info, handlerHash); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > canary {
+			t.Fatalf("with the user hash: %v allocations per call, want %v (the hash in the labels context)", n, canary)
+		}
+		if hash != hasher.Hash("globex", "user-12345") {
+			t.Fatalf("the handler's user hash %q is not the user's", hash)
+		}
 	})
 	t.Run("stream", func(t *testing.T) {
 		var ss grpc.ServerStream = fakeStream{ctx: ctx} // boxed once, not per call

@@ -16,10 +16,11 @@ import (
 type MD metadata.MD
 
 var (
-	_ tenant.Source = MD(nil)
-	_ tenant.Sink   = MD(nil)
-	_ tenant.Source = (*incomingSource)(nil)
-	_ tenant.Source = (*streamSource)(nil)
+	_ tenant.Source         = MD(nil)
+	_ tenant.Sink           = MD(nil)
+	_ tenant.Source         = (*incomingSource)(nil)
+	_ tenant.UserHashBuffer = (*incomingSource)(nil)
+	_ tenant.Source         = (*streamSource)(nil)
 )
 
 // Values returns the values of key.
@@ -46,6 +47,13 @@ type incomingSource tenant.PendingContext
 // Values returns the values of key in the call's incoming metadata, a copy.
 func (s *incomingSource) Values(key string) []string {
 	return metadata.ValueFromIncomingContext((*tenant.PendingContext)(s).Parent(), key)
+}
+
+// UserHashBuffer hands the Decider the labels context's memory for the
+// call's user hash, so that an engine deciding the call allocates no string
+// for it.
+func (s *incomingSource) UserHashBuffer() *[tenant.UserHashLen]byte {
+	return (*tenant.PendingContext)(s).UserHashBuffer()
 }
 
 // streamSource reads a stream's incoming metadata from the context of the

@@ -69,16 +69,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	span := trace.SpanFromContext(ctx)
 	traceID, sc, remote := traceOf(r, span)
-	if remote {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-	}
 	src, dropIdentity, err := h.cfg.source(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	// One allocation for the request's state: the labels context, the
+	// user hash's digits, the Source and the remote parent span.
+	e := &edge{src: src}
+	if remote {
+		ctx = e.withRemote(ctx, sc)
+	}
+	e.p.Init(ctx)
 	l, err := h.decider.Decide(ctx, tenant.Request{
-		Source:  src,
+		Source:  e,
 		Wire:    tenant.HTTP,
 		Peer:    peerOf(r, h.cfg.proxies),
 		TraceID: traceID,
@@ -92,7 +96,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The header value shares the labels context's allocation and is this
 	// request's own (a handler may modify it); HeaderCohort is canonical.
-	ctx, cohort := tenant.NewContextWithCohortHeader(ctx, l)
+	ctx, cohort := e.p.LabelWithCohortHeader(l)
 	w.Header()[tenant.HeaderCohort] = cohort
 	annotate(span, h.cfg.flagKey, l) // a remote parent never records: the active span is the one to annotate
 	if h.cfg.stripDecision || h.cfg.stripOverride != nil || dropIdentity {

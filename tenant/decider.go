@@ -37,3 +37,13 @@ type DeciderFunc func(ctx context.Context, req Request) (Labels, error)
 
 // Decide calls f(ctx, req).
 func (f DeciderFunc) Decide(ctx context.Context, req Request) (Labels, error) { return f(ctx, req) }
+
+// UserHashBuffer is an optional interface of a [Source]: memory that the
+// request owns, in which a [Decider] may write the request's user hash with
+// [UserHasher.HashInto] instead of allocating a string for it. It returns
+// nil when it has no buffer to give (a buffer is given once: the string the
+// Decider makes from it must never change). [PendingContext] implements it;
+// an adapter whose Source is built on a PendingContext forwards it.
+type UserHashBuffer interface {
+	UserHashBuffer() *[UserHashLen]byte
+}

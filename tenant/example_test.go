@@ -23,3 +23,18 @@ func ExampleBucketOf() {
 	fmt.Println(b, b < 12.5*100)
 	// Output: 4432 false
 }
+
+func ExampleUserHasher_HashInto() {
+	h, err := tenant.NewUserHasher([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	// An adapter keeps the digits in memory the request already owns (a
+	// PendingContext offers some); the string shares them.
+	var buf [tenant.UserHashLen]byte
+	fmt.Println(h.HashInto(&buf, "acme", "alice"))
+	fmt.Println(h.Hash("acme", "alice") == string(buf[:]))
+	// Output:
+	// c20fc606c10bb353f245031104c55ec6
+	// true
+}

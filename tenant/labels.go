@@ -79,7 +79,11 @@ type Labels struct {
 	Tenant string
 	// UserHash is the lowercase hex of a keyed hash of the tenant and the user
 	// id (see [UserHasher]); "" when the request named no user. The raw user id
-	// is never stored in Labels.
+	// is never stored in Labels. Like Tenant and TraceID, which are the
+	// request's header values, it may share the request's memory (the HTTP
+	// middleware writes it into its per-request object): a program that
+	// keeps it long after the request, as a map key say, should keep
+	// strings.Clone(UserHash).
 	UserHash string
 	// Bucket is the request's bucket, 0..9999 (see [Bucket]), or [NoBucket].
 	Bucket int

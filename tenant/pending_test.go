@@ -148,3 +148,62 @@ func TestPendingContextAllocatesOnce(t *testing.T) {
 		t.Fatalf("NewPendingContext and Label allocate %v times, want 1", n)
 	}
 }
+
+// TestPendingContextInitInCallersMemory: Init in a caller's struct gives
+// what NewPendingContext gives, without allocating; the user hash buffer is
+// handed out once; the cohort header lives in the context.
+func TestPendingContextInitInCallersMemory(t *testing.T) {
+	type state struct {
+		p   PendingContext
+		tag string
+	}
+	parent := NewContext(context.Background(), Labels{Tenant: "outer"})
+	s := &state{tag: "x"}
+	s.p.Init(parent)
+	if s.p.Parent() != parent {
+		t.Fatal("Parent is not the context Init was given")
+	}
+	b := s.p.UserHashBuffer()
+	if b == nil || s.p.UserHashBuffer() != nil {
+		t.Fatal("the user hash buffer must be given once, then nil")
+	}
+	h := NewRandomUserHasher()
+	l := Labels{Tenant: "acme", UserHash: h.HashInto(b, "acme", "alice"), Cohort: Canary}
+	ctx, hdr := s.p.LabelWithCohortHeader(l)
+	got, ok := FromContext(ctx)
+	if !ok || got != l || got.UserHash != h.Hash("acme", "alice") {
+		t.Fatalf("FromContext = %+v, %v; want %+v", got, ok, l)
+	}
+	if len(hdr) != 1 || hdr[0] != "canary" || cap(hdr) != 1 {
+		t.Fatalf("cohort header %q (cap %d)", hdr, cap(hdr))
+	}
+	if SessionFromContext(ctx) != SessionFromContext(parent) {
+		t.Fatal("the labelled context does not share its parent's session")
+	}
+	// A second label is a new context; the first keeps its labels.
+	ctx2, hdr2 := s.p.LabelWithCohortHeader(Labels{Tenant: "acme", Cohort: Stable})
+	if l1, _ := FromContext(ctx); l1 != l || ctx2 == ctx || hdr2[0] != "stable" || hdr[0] != "canary" {
+		t.Fatal("a second LabelWithCohortHeader changed the first context")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a second Init did not panic")
+		}
+	}()
+	s.p.Init(parent)
+}
+
+func TestPendingContextInitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	p := new(PendingContext)
+	parent := context.Background()
+	if n := testing.AllocsPerRun(100, func() {
+		*p = PendingContext{}
+		p.Init(parent)
+		p.LabelWithCohortHeader(Labels{Tenant: "acme", Cohort: Canary})
+	}); n != 0 {
+		t.Fatalf("Init and LabelWithCohortHeader allocate %v times, want 0", n)
+	}
+}

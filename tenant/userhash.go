@@ -1,56 +1,46 @@
 package tenant
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unsafe"
 )
 
 // MinUserHashKeyLen is the shortest key [NewUserHasher] accepts, in bytes.
 const MinUserHashKeyLen = 16
 
-// userHashInfo is the HKDF info string that derives the AES key of the user
-// hash from the configured key. Changing it changes every user hash.
-const userHashInfo = "canary tenant.UserHasher v2 AES-128-CMAC"
+// UserHashLen is the length of a [Labels.UserHash]: 32 lowercase hex digits.
+const UserHashLen = 32
+
+// userHashInfo is the HKDF info string that derives the SipHash key of the
+// user hash from the configured key. Changing it changes every user hash.
+const userHashInfo = "canary tenant.UserHasher v3 SipHash-2-4-128"
 
 // UserHasher computes [Labels.UserHash]:
 //
-//	K    = HKDF-SHA256(secret = key, salt = none, info = "canary tenant.UserHasher v2 AES-128-CMAC", 16 bytes)
-//	hash = lowercase hex of AES-128-CMAC(K, len(tenant) || tenant || user)
+//	K    = HKDF-SHA256(secret = key, salt = none, info = "canary tenant.UserHasher v3 SipHash-2-4-128", 16 bytes)
+//	hash = lowercase hex of SipHash-2-4-128(K, len(tenant) || tenant || user)
 //
 // where len(tenant) is one byte (a valid tenant id is at most [MaxTenantLen]
-// bytes) and AES-CMAC is that of NIST SP 800-38B / RFC 4493, whose 16-byte
-// tag gives the 32 hex digits. Instances that share the key agree; without
-// the key the hash cannot be recomputed from a guessed user id.
+// bytes) and SipHash-2-4-128 is the 128-bit output variant of SipHash
+// (Aumasson and Bernstein; the reference implementation's vectors_sip128),
+// a keyed pseudorandom function made for short inputs: its 16-byte output
+// gives the 32 hex digits. Instances that share the key agree; without the
+// key the hash cannot be recomputed from a guessed user id.
 //
 // A UserHasher is safe for concurrent use.
 type UserHasher struct {
-	// block is AES-128 under K. The standard library's AES block only reads
-	// its key schedule (crypto/internal/fips140/aes documents it as safe for
-	// concurrent use), so one block serves every goroutine.
-	block  cipher.Block
-	k1, k2 [aes.BlockSize]byte // the CMAC subkeys
-}
-
-// hashBuf is the one allocation of a Hash call: the CBC chaining value
-// (memory passed to the interface method Encrypt escapes, so it is on the
-// heap anyway) followed by the hex digits of the tag, which the returned
-// string then points at.
-type hashBuf struct {
-	x   [aes.BlockSize]byte
-	hex [2 * aes.BlockSize]byte
+	k0, k1 uint64 // the SipHash key, little endian
 }
 
 // NewUserHasher returns a UserHasher keyed by key, which must be at least
 // [MinUserHashKeyLen] bytes. The key is not retained: the hasher keeps only
-// the AES key derived from it.
+// the SipHash key derived from it.
 func NewUserHasher(key []byte) (*UserHasher, error) {
 	if len(key) < MinUserHashKeyLen {
 		return nil, errors.New("tenant: user hash key shorter than 16 bytes")
@@ -59,36 +49,13 @@ func NewUserHasher(key []byte) (*UserHasher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant: deriving the user hash key: %w", err)
 	}
-	return newCMACHasher(k)
+	return newSipHasher(k), nil
 }
 
-// newCMACHasher returns a UserHasher whose AES-128 key is k itself (no
-// derivation): the RFC 4493 test vectors run through it.
-func newCMACHasher(k []byte) (*UserHasher, error) {
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, fmt.Errorf("tenant: user hash key: %w", err)
-	}
-	h := &UserHasher{block: b}
-	// Subkeys (RFC 4493, section 2.3): L = AES(K, 0^128), K1 = L·x, K2 = K1·x
-	// in GF(2^128).
-	var l [aes.BlockSize]byte
-	b.Encrypt(l[:], l[:])
-	h.k1 = double(l)
-	h.k2 = double(h.k1)
-	return h, nil
-}
-
-// double multiplies the block by x in GF(2^128) as RFC 4493 does: shift left
-// by one bit, and xor 0x87 into the last byte when the top bit was set.
-func double(in [aes.BlockSize]byte) [aes.BlockSize]byte {
-	var out [aes.BlockSize]byte
-	for i := 0; i < aes.BlockSize-1; i++ {
-		out[i] = in[i]<<1 | in[i+1]>>7
-	}
-	out[aes.BlockSize-1] = in[aes.BlockSize-1] << 1
-	out[aes.BlockSize-1] ^= 0x87 & byte(-int8(in[0]>>7)) // constant time
-	return out
+// newSipHasher returns a UserHasher whose SipHash key is the 16 bytes k
+// (no derivation): the reference vectors run through it.
+func newSipHasher(k []byte) *UserHasher {
+	return &UserHasher{k0: binary.LittleEndian.Uint64(k[:8]), k1: binary.LittleEndian.Uint64(k[8:16])}
 }
 
 // NewRandomUserHasher returns a UserHasher with a random key: hashes agree
@@ -101,77 +68,185 @@ func NewRandomUserHasher() *UserHasher {
 }
 
 // Hash returns the user hash of user within tenant, or "" when user is "".
+// It allocates the 32 bytes of the returned string and nothing else.
 func (h *UserHasher) Hash(tenant, user string) string {
 	if user == "" {
 		return ""
 	}
-	b := new(hashBuf)
-	m := cmac{h: h, x: &b.x}
-	m.writeByte(byte(len(tenant)))
-	m.writeString(tenant)
-	m.writeString(user)
-	m.finish()
-	hex.Encode(b.hex[:], b.x[:])
-	// b.hex is written once, above, and never again: the string may share it
-	// (as strings.Builder shares its buffer), saving a second allocation.
-	return unsafe.String(&b.hex[0], len(b.hex))
+	buf := new([UserHashLen]byte)
+	return h.HashInto(buf, tenant, user)
 }
 
-// cmac is one AES-CMAC computation in progress, fed without building the
-// message: x is the CBC chaining value (zero at the start; in heap memory,
-// as Encrypt's arguments escape) and blk the current block, of which n bytes are
-// filled. A full block is encrypted only when more input follows, so that
-// finish knows whether the last block is complete.
-type cmac struct {
-	h   *UserHasher
-	x   *[aes.BlockSize]byte
-	blk [aes.BlockSize]byte
-	n   int
-}
-
-func (m *cmac) writeByte(c byte) {
-	if m.n == aes.BlockSize {
-		m.flush()
+// HashInto is [UserHasher.Hash] that writes the hex digits into buf, which
+// the returned string then shares: it allocates nothing. The caller must
+// never write to buf again, nor pass it to HashInto again, while the string
+// is in use (it would change the string). It returns "" when user is "",
+// leaving buf untouched.
+func (h *UserHasher) HashInto(buf *[UserHashLen]byte, tenant, user string) string {
+	if user == "" {
+		return ""
 	}
-	m.blk[m.n] = c
-	m.n++
-}
-
-func (m *cmac) writeString(s string) {
-	for len(s) > 0 {
-		if m.n == aes.BlockSize {
-			m.flush()
-		}
-		k := copy(m.blk[m.n:], s)
-		m.n += k
-		s = s[k:]
-	}
-}
-
-// flush chains the full block blk into x: x = AES(K, x xor blk).
-func (m *cmac) flush() {
-	xorInto(m.x, &m.blk)
-	m.h.block.Encrypt(m.x[:], m.x[:])
-	m.n = 0
-}
-
-// finish leaves the tag in x: a complete last block is xored with K1, a
-// partial (or empty) one is padded with 10* and xored with K2.
-func (m *cmac) finish() {
-	k := &m.h.k1
-	if m.n < aes.BlockSize {
-		m.blk[m.n] = 0x80
-		clear(m.blk[m.n+1:])
-		k = &m.h.k2
-	}
-	xorInto(m.x, &m.blk)
-	xorInto(m.x, k)
-	m.h.block.Encrypt(m.x[:], m.x[:])
-}
-
-// xorInto sets dst to dst xor src.
-func xorInto(dst, src *[aes.BlockSize]byte) {
+	lo, hi := h.sum(tenant, user)
 	le := binary.LittleEndian
-	le.PutUint64(dst[:8], le.Uint64(dst[:8])^le.Uint64(src[:8]))
-	le.PutUint64(dst[8:], le.Uint64(dst[8:])^le.Uint64(src[8:]))
+	le.PutUint64(buf[0:], hex8(uint32(lo)))
+	le.PutUint64(buf[8:], hex8(uint32(lo>>32)))
+	le.PutUint64(buf[16:], hex8(uint32(hi)))
+	le.PutUint64(buf[24:], hex8(uint32(hi>>32)))
+	// buf is written here once and, by HashInto's contract, never again:
+	// the string may share it (as strings.Builder shares its buffer).
+	return unsafe.String(&buf[0], UserHashLen)
+}
+
+// start begins a SipHash-2-4 computation with the 128-bit output under h's
+// key (the 0xee in v1 marks the 128-bit variant).
+func (h *UserHasher) start() sip {
+	return sip{v0: h.k0 ^ 0x736f6d6570736575, v1: h.k1 ^ 0x646f72616e646f6d ^ 0xee,
+		v2: h.k0 ^ 0x6c7967656e657261, v3: h.k1 ^ 0x7465646279746573}
+}
+
+// sum returns the SipHash-2-4-128 of len(tenant) || tenant || user. Inputs
+// within the wire limits are copied into one buffer on the stack and hashed
+// in one pass; longer ones are streamed.
+func (h *UserHasher) sum(tenant, user string) (lo, hi uint64) {
+	var msg [1 + MaxTenantLen + MaxUserLen + 8]byte
+	n := 1 + len(tenant) + len(user)
+	if n > len(msg)-8 { // the last word is read whole, zeros included
+		s := h.start()
+		s.writeByte(byte(len(tenant)))
+		s.writeString(tenant)
+		s.writeString(user)
+		return s.sum128()
+	}
+	msg[0] = byte(len(tenant))
+	copy(msg[1:], tenant)
+	copy(msg[1+len(tenant):], user)
+	s := h.start()
+	v0, v1, v2, v3 := s.v0, s.v1, s.v2, s.v3
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		m := binary.LittleEndian.Uint64(msg[i:])
+		v3 ^= m
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0 ^= m
+	}
+	// The last word: the remaining bytes (the buffer's zeros after them)
+	// and the length in the top byte.
+	m := binary.LittleEndian.Uint64(msg[i:])&(1<<(8*uint(n-i))-1) | uint64(n)<<56
+	v3 ^= m
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0 ^= m
+	v2 ^= 0xee
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	lo = v0 ^ v1 ^ v2 ^ v3
+	v1 ^= 0xdd
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	return lo, v0 ^ v1 ^ v2 ^ v3
+}
+
+// sipRound is one SipRound.
+func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13) ^ v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16) ^ v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21) ^ v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17) ^ v2
+	v2 = bits.RotateLeft64(v2, 32)
+	return v0, v1, v2, v3
+}
+
+// sip is a SipHash-2-4 computation in progress, fed without building the
+// message (for inputs beyond the wire limits): m holds the n (< 8) pending
+// bytes of the current word, little endian, and total counts every byte
+// written.
+type sip struct {
+	v0, v1, v2, v3 uint64
+	m              uint64
+	n              uint
+	total          uint64
+}
+
+// compress absorbs one 8-byte word (two rounds: SipHash-2-x).
+func (s *sip) compress(m uint64) {
+	s.v3 ^= m
+	s.v0, s.v1, s.v2, s.v3 = sipRound(s.v0, s.v1, s.v2, s.v3)
+	s.v0, s.v1, s.v2, s.v3 = sipRound(s.v0, s.v1, s.v2, s.v3)
+	s.v0 ^= m
+}
+
+func (s *sip) writeByte(c byte) {
+	s.m |= uint64(c) << (8 * s.n)
+	s.n++
+	s.total++
+	if s.n == 8 {
+		s.compress(s.m)
+		s.m, s.n = 0, 0
+	}
+}
+
+func (s *sip) writeString(p string) {
+	s.total += uint64(len(p))
+	for s.n != 0 && len(p) > 0 { // finish the pending word
+		s.m |= uint64(p[0]) << (8 * s.n)
+		s.n++
+		p = p[1:]
+		if s.n == 8 {
+			s.compress(s.m)
+			s.m, s.n = 0, 0
+		}
+	}
+	for len(p) >= 8 {
+		s.compress(le64(p))
+		p = p[8:]
+	}
+	for i := 0; i < len(p); i++ {
+		s.m |= uint64(p[i]) << (8 * s.n)
+		s.n++
+	}
+}
+
+// sum128 pads the last word with the length and finalizes: SipHash-x-4 with
+// the 128-bit output (v2 ^= 0xee, then v1 ^= 0xdd for the second half).
+func (s *sip) sum128() (lo, hi uint64) {
+	s.compress(s.m | s.total<<56)
+	v0, v1, v2, v3 := s.v0, s.v1, s.v2^0xee, s.v3
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	lo = v0 ^ v1 ^ v2 ^ v3
+	v1 ^= 0xdd
+	for range 4 {
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	}
+	return lo, v0 ^ v1 ^ v2 ^ v3
+}
+
+// hex8 returns the 8 lowercase hex digits of the 4 bytes of w, taken in
+// little-endian order (the byte order of the hash's output), packed for a
+// little-endian store: the digits of w's low byte come first. It works on
+// all digits at once (SWAR) instead of a table lookup per digit.
+func hex8(w uint32) uint64 {
+	x := uint64(w)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff // byte k of w in the low byte of 16-bit lane k
+	n := (x>>4)&0x000f000f000f000f | (x&0x000f000f000f000f)<<8
+	// Each byte of n is a nibble: '0'+n, plus 'a'-'0'-10 = 39 when n >= 10.
+	ten := ((n + 0x0606060606060606) >> 4) & 0x0101010101010101
+	return n + 0x3030303030303030 + ten*39
+}
+
+// le64 reads the first 8 bytes of p as a little-endian word.
+func le64(p string) uint64 {
+	_ = p[7]
+	return uint64(p[0]) | uint64(p[1])<<8 | uint64(p[2])<<16 | uint64(p[3])<<24 |
+		uint64(p[4])<<32 | uint64(p[5])<<40 | uint64(p[6])<<48 | uint64(p[7])<<56
 }
