@@ -73,10 +73,13 @@ const NoBucket = -1
 // Labels are what canary knows about one request. They are decided once, at
 // the edge, and travel with the request in its context and across services.
 //
-// Labels are a plain value; copies are independent.
+// Labels are a plain value; copies are independent. Their JSON form uses
+// snake_case keys (tenant, user_hash, bucket, cohort, reason, trace_id,
+// plan_version, position), leaving out an empty tenant, user hash, trace id
+// and a zero position.
 type Labels struct {
 	// Tenant is the tenant id as the request carried it ("" when none).
-	Tenant string
+	Tenant string `json:"tenant,omitempty"`
 	// UserHash is the lowercase hex of a keyed hash of the tenant and the user
 	// id (see [UserHasher]); "" when the request named no user. The raw user id
 	// is never stored in Labels. Like Tenant and TraceID, which are the
@@ -84,17 +87,17 @@ type Labels struct {
 	// middleware writes it into its per-request object): a program that
 	// keeps it long after the request, as a map key say, should keep
 	// strings.Clone(UserHash).
-	UserHash string
+	UserHash string `json:"user_hash,omitempty"`
 	// Bucket is the request's bucket, 0..9999 (see [Bucket]), or [NoBucket].
-	Bucket int
+	Bucket int `json:"bucket"`
 	// Cohort is the decided cohort.
-	Cohort Cohort
+	Cohort Cohort `json:"cohort"`
 	// Reason says which rule decided the cohort (one of the Reason constants).
-	Reason string
+	Reason string `json:"reason"`
 	// TraceID is the W3C trace id, 32 lowercase hex digits, or "" when none.
-	TraceID string
+	TraceID string `json:"trace_id,omitempty"`
 	// PlanVersion is the version of the rollout plan that decided.
-	PlanVersion int
+	PlanVersion int `json:"plan_version"`
 	// Position is the write position that the request's reads must see
 	// because an upstream service wrote it for this same request: an
 	// ordered 64-bit value the database layer defines (a PostgreSQL LSN for
@@ -102,5 +105,5 @@ type Labels struct {
 	// ([DecisionSigner.VerifyPosition]); 0 when none. It is this hop's
 	// floor, not part of the decision: a context made by [NewContext] raises
 	// its [Session]'s position to it ([PositionFromContext]).
-	Position uint64
+	Position uint64 `json:"position,omitempty"`
 }

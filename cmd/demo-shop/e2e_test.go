@@ -339,7 +339,7 @@ func want(t *testing.T, what string, a answer, status int, cohort tenant.Cohort,
 		t.Fatalf("%s: status %d, want %d; body %s", what, a.status, status, a.raw)
 	}
 	l := a.reply.Labels
-	if l.Cohort != string(cohort) || l.Reason != reason {
+	if l.Cohort != cohort || l.Reason != reason {
 		t.Errorf("%s: labels cohort=%q reason=%q, want %q %q", what, l.Cohort, l.Reason, cohort, reason)
 	}
 	if got := a.header.Get(tenant.HeaderCohort); got != string(cohort) {

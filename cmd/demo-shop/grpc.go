@@ -92,7 +92,7 @@ func unary[Req any](name string, call func(shopServer, context.Context, *Req) (*
 				if rp != nil {
 					// Who decided and who served, also for failed calls.
 					_ = grpc.SetTrailer(ctx, metadata.Pairs(
-						"x-canary-cohort", rp.Labels.Cohort, "x-canary-reason", rp.Labels.Reason,
+						"x-canary-cohort", string(rp.Labels.Cohort), "x-canary-reason", rp.Labels.Reason,
 						"x-canary-served-by", rp.Served.Pricing))
 				}
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/reqcanary/canary/tenant"
 )
@@ -16,17 +17,6 @@ type shop struct {
 	store   *store
 	pricing *pricingClient
 	log     *slog.Logger // details of server-side failures
-}
-
-// labelsView is tenant.Labels as the answers show them.
-type labelsView struct {
-	Tenant      string `json:"tenant"`
-	Cohort      string `json:"cohort"`
-	Reason      string `json:"reason"`
-	Bucket      int    `json:"bucket"`
-	UserHash    string `json:"user_hash"`
-	TraceID     string `json:"trace_id"`
-	PlanVersion int    `json:"plan_version"`
 }
 
 // servedView says who served the parts of an answer.
@@ -49,7 +39,7 @@ type pricedProduct struct {
 
 // reply is every answer's envelope.
 type reply struct {
-	Labels   labelsView      `json:"labels"`
+	Labels   tenant.Labels   `json:"labels"` // its own JSON form
 	Served   servedView      `json:"served_by"`
 	Products []pricedProduct `json:"products,omitempty"`
 	Product  *pricedProduct  `json:"product,omitempty"`
@@ -78,10 +68,8 @@ var (
 // newReply starts a reply with the labels of ctx.
 func newReply(ctx context.Context) *reply {
 	l, _ := tenant.FromContext(ctx)
-	return &reply{Labels: labelsView{
-		Tenant: l.Tenant, Cohort: string(l.Cohort), Reason: l.Reason, Bucket: l.Bucket,
-		UserHash: l.UserHash, TraceID: l.TraceID, PlanVersion: l.PlanVersion,
-	}}
+	l.UserHash = strings.Clone(l.UserHash) // it may share the request's memory
+	return &reply{Labels: l}
 }
 
 func (rp *reply) pricedBy(res pricingResult) {
