@@ -38,6 +38,10 @@ type scenario struct {
 	duration  time.Duration // simulated time
 	evalEvery time.Duration // how often Evaluate runs
 	floods    []flood
+	// maxEvidence, when not nil, makes run play the whole duration without
+	// tripping on the failure rule and keep there the most evidence the rule
+	// saw (for measuring its false-trip rate at every threshold at once).
+	maxEvidence *float64
 }
 
 // userNames are the names of simulated users, by index.
@@ -121,6 +125,16 @@ func (sc scenario) run(t testing.TB, seed uint64) (Trip, bool) {
 			req(tenant.Canary, sc.canary, now)
 			nextC = next(sc.canary, now)
 		default:
+			if sc.maxEvidence != nil {
+				s := g.Snapshot()
+				if s.Canary.Samples >= uint64(g.cfg.MinCanarySamples) && s.Stable.Samples >= uint64(g.cfg.MinStableSamples) {
+					if v := g.cfg.failureEvidence(s.Spans); v.ok {
+						*sc.maxEvidence = max(*sc.maxEvidence, v.evidence)
+					}
+				}
+				nextE += sc.evalEvery
+				continue
+			}
 			if trip, ok := g.Evaluate(); ok {
 				return trip, true
 			}
