@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -33,7 +34,8 @@ func BenchmarkGuardTimeToTrip(b *testing.B) {
 		rps      = 200
 		onsetLag = 10 * time.Second // a window full of healthy traffic
 	)
-	e := newTestEngine(b, "version: 3\ncanary_percent: 10\n", WithGuard(GuardConfig{Enabled: true}))
+	e := newTestEngine(b, "version: 3\ncanary_percent: 10\n", WithGuard(GuardConfig{Enabled: true}),
+		WithLogger(slog.New(slog.DiscardHandler)))
 	users := make([]string, 2000)
 	canary := make([]bool, len(users))
 	for i := range users {
