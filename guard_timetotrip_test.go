@@ -46,6 +46,12 @@ func BenchmarkGuardTimeToTrip(b *testing.B) {
 		}
 		canary[i] = l.Cohort == tenant.Canary
 	}
+	canaryN := 0
+	for _, c := range canary {
+		if c {
+			canaryN++
+		}
+	}
 	var faulty atomic.Bool
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := 0.01
@@ -76,13 +82,17 @@ func BenchmarkGuardTimeToTrip(b *testing.B) {
 		faulty.Store(false)
 		start := time.Now()
 		var onset time.Time
+		sent := 0
 		tick := time.NewTicker(time.Second / rps)
 		for range tick.C {
 			if onset.IsZero() && time.Since(start) >= onsetLag {
 				onset = time.Now()
 				faulty.Store(true)
 			}
-			send()
+			// Keep to the rate however late the ticker is.
+			for due := int(time.Since(start) * rps / time.Second); sent < due; sent++ {
+				send()
+			}
 			if t := e.g.trip.Load(); t != nil {
 				if onset.IsZero() {
 					b.Fatalf("tripped on healthy traffic: %v", t)
@@ -104,6 +114,7 @@ func BenchmarkGuardTimeToTrip(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.95), "p95-ms")
 	b.ReportMetric(q(1), "max-ms")
+	b.ReportMetric(float64(canaryN)/float64(len(users)), "canary-share")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("%d runs, times to trip: %v", len(times), times)
 }
