@@ -62,7 +62,8 @@ func quantile(times []time.Duration, missed int, q float64) time.Duration {
 // large fault (20 % against stable's 1 %; with the defaults, with requests
 // from users, and with a 60 s window, which a 1 % share needs) and a small
 // one (2 % against 1 %, which the default failure_margin of 8 points ignores
-// by design: measured with failure_margin 1e-9 and a 60 s window).
+// by design: measured with failure_margin 1e-9 and a 5 min window of 60
+// buckets of 5 s).
 // Evaluated every 100 ms, as the engine does.
 func BenchmarkSimDetectionTime(b *testing.B) {
 	type fault struct {
@@ -77,7 +78,7 @@ func BenchmarkSimDetectionTime(b *testing.B) {
 		{"large-20pct", 0.20, Config{}, 30 * time.Second, 400, 0},
 		{"large-20pct-users", 0.20, Config{}, 30 * time.Second, 400, 200},
 		{"large-20pct-window60s", 0.20, Config{Buckets: 60}, time.Minute, 200, 0},
-		{"small-2x", 0.02, Config{FailureMargin: 1e-9, Buckets: 60}, 10 * time.Minute, 100, 0},
+		{"small-2x", 0.02, Config{FailureMargin: 1e-9, Buckets: 60, BucketWidth: 5 * time.Second}, 10 * time.Minute, 100, 0},
 	}
 	for _, f := range faults {
 		for _, share := range []float64{0.01, 0.05, 0.10, 0.20} {

@@ -181,3 +181,31 @@ func (cfg *Config) failureEvidence(spans []Span) failureVerdict {
 	}
 	return v
 }
+
+// AddSpans returns the spans of two snapshots added up, for judging the
+// figures of several guards (instances) as one: spans with the same Since
+// are summed (their per-unit bounds too, which bounds the sum safely), and a
+// span only one side has is kept as it is. Both inputs are newest first, as
+// in [Snapshot.Spans], and so is the result. Neither input is modified.
+func AddSpans(a, b []Span) []Span {
+	out := make([]Span, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	add := func(x, y SpanCounts) SpanCounts {
+		return SpanCounts{Samples: x.Samples + y.Samples, Failures: x.Failures + y.Failures,
+			TopUnitFailures: x.TopUnitFailures + y.TopUnitFailures}
+	}
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].Since.After(b[j].Since):
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j].Since.After(a[i].Since):
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, Span{Since: a[i].Since, Stable: add(a[i].Stable, b[j].Stable), Canary: add(a[i].Canary, b[j].Canary)})
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}

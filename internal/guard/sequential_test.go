@@ -145,3 +145,44 @@ func TestFailureRuleFindsTheRecentSpan(t *testing.T) {
 		}
 	}
 }
+
+// AddSpans sums the spans of two guards by their start; two guards that each
+// saw half of a failing canary trip as one when their figures are added.
+func TestAddSpans(t *testing.T) {
+	cfg := Config{DisableLatencyRule: true}
+	a, clkA := newTestGuard(t, cfg)
+	b, clkB := newTestGuard(t, cfg)
+	for sec := range 10 {
+		for _, g := range []*Guard{a, b} {
+			for i := range 90 {
+				g.Record(tenant.Stable, i%100 == 0 && sec%2 == 0, time.Millisecond)
+			}
+			for i := range 10 {
+				g.Record(tenant.Canary, sec >= 8 && i%4 == 0, time.Millisecond)
+			}
+		}
+		clkA.Advance(time.Second)
+		clkB.Advance(time.Second)
+	}
+	sa, sb := a.Snapshot(), b.Snapshot()
+	if _, ok := a.Evaluate(); ok {
+		t.Fatal("one guard's half tripped alone; the test needs it not to")
+	}
+	sum := AddSpans(sa.Spans, sb.Spans)
+	if len(sum) != len(sa.Spans) || sum[1].Canary.Samples != 20 || sum[2].Canary.Failures != 2*sa.Spans[2].Canary.Failures {
+		t.Fatalf("summed spans %+v", sum)
+	}
+	// A span on one side only is kept; the order stays newest first.
+	odd := AddSpans(sa.Spans[:2], sb.Spans[1:3])
+	if len(odd) != 3 || !odd[0].Since.Equal(sa.Spans[0].Since) || !odd[2].Since.Equal(sb.Spans[2].Since) ||
+		odd[1].Canary.Samples != sa.Spans[1].Canary.Samples+sb.Spans[1].Canary.Samples {
+		t.Fatalf("partly overlapping spans summed to %+v", odd)
+	}
+	merged := Snapshot{At: sa.At, Window: sa.Window, Spans: sum}
+	merged.Canary = Figures{Samples: sa.Canary.Samples + sb.Canary.Samples}
+	merged.Stable = Figures{Samples: sa.Stable.Samples + sb.Stable.Samples}
+	var hists [2]Histogram
+	if trip, ok := a.evaluate(merged, &hists); !ok || trip.Rule != RuleFailureRate {
+		t.Fatalf("the summed figures did not trip: %+v", sum[:3])
+	}
+}
