@@ -158,7 +158,8 @@ func (g *Guard) read(hists *[2]Histogram) Snapshot {
 // between the cohorts against their shares of the span's samples, with the
 // canary's worst unit over the span left out (its failures taken out of the
 // canary's failures and samples), so that no single user or tenant can trip
-// the guard alone. It trips when the window holds MinCanarySamples and
+// the guard alone. It trips when the window holds MinCanarySamples (without
+// that unit's failures) and
 // MinStableSamples, and some span's canary failure rate exceeds stable's
 // times FailureRatio and stable's plus FailureMargin, with a likelihood
 // ratio (mixed over failure-rate ratios from FailureRatio up) of at least
@@ -193,13 +194,13 @@ func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
 		Canary:    c,
 		Threshold: g.threshold,
 	}
-	if top := min(c.TopUnitFailures, c.Failures); c.Samples > top {
-		trip.Z = twoProportionZ(c.Failures-top, c.Samples-top, st.Failures, st.Samples)
-	}
+	// Leave one out: the canary's window without its worst unit's failures.
+	top := min(c.TopUnitFailures, c.Failures)
+	trip.Z = twoProportionZ(c.Failures-top, c.Samples-top, st.Failures, st.Samples)
 	cfg := &g.cfg
 	alpha := 1 - cfg.Confidence
 	if !cfg.DisableFailureRule &&
-		c.Samples >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) {
+		c.Samples-top >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) {
 		if v := cfg.failureEvidence(s.Spans); v.ok && v.evidence >= g.threshold {
 			sp := v.span
 			trip.Rule = RuleFailureRate

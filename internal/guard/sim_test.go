@@ -128,7 +128,8 @@ func (sc scenario) run(t testing.TB, seed uint64) (Trip, bool) {
 		default:
 			if sc.maxEvidence != nil {
 				s := g.Snapshot()
-				if s.Canary.Samples >= uint64(g.cfg.MinCanarySamples) && s.Stable.Samples >= uint64(g.cfg.MinStableSamples) {
+				top := min(s.Canary.TopUnitFailures, s.Canary.Failures)
+				if s.Canary.Samples-top >= uint64(g.cfg.MinCanarySamples) && s.Stable.Samples >= uint64(g.cfg.MinStableSamples) {
 					if v := g.cfg.failureEvidence(s.Spans); v.ok {
 						*sc.maxEvidence = max(*sc.maxEvidence, v.evidence)
 					}
