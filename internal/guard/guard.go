@@ -159,13 +159,12 @@ func (g *Guard) read(hists *[2]Histogram) Snapshot {
 // canary's worst unit over the span left out (its failures taken out of the
 // canary's failures and samples), so that no single user or tenant can trip
 // the guard alone. It trips when the window holds MinCanarySamples (without
-// that unit's failures) and
-// MinStableSamples, and some span's canary failure rate exceeds stable's
-// times FailureRatio and stable's plus FailureMargin, with a likelihood
-// ratio (mixed over failure-rate ratios from FailureRatio up) of at least
-// the larger of FailureEvidence and 1/(1−Confidence). A change is thus
-// judged on the traffic since it began, not diluted by the healthy traffic
-// before it.
+// the window's worst unit's failures) and MinStableSamples, and some span's
+// canary failure rate exceeds stable's times FailureRatio and stable's plus
+// FailureMargin, with a likelihood ratio (mixed over failure-rate ratios
+// from FailureRatio up) of at least the larger of FailureEvidence and
+// 1/(1−Confidence). A change is thus judged on the traffic since it began,
+// not diluted by the healthy traffic before it.
 //
 // The latency rule also leaves out the most samples any one canary unit
 // counted (Figures.TopUnitSamples), taken as slow. It trips when both
