@@ -13,7 +13,11 @@ import (
 // benchmarks, so that they run only when asked (each one plays many
 // simulated hours), and report what they measure as metrics:
 //
-//	go test -run '^$' -bench 'Sim(DetectionTime|FalseTrips)' -benchtime 1x ./internal/guard/
+//	go test -run '^$' -bench 'Sim(DetectionTime|EvidenceUnderNull)' -benchtime 1x -timeout 1h ./internal/guard/
+//
+// GUARD_EVIDENCE=3000 plays them with that FailureEvidence (and the
+// Confidence floor out of the way); GUARD_RUNS=50 sets the number of
+// half-hours BenchmarkSimEvidenceUnderNull plays per case.
 
 // tuneCfg applies GUARD_EVIDENCE (a FailureEvidence) to cfg, for tuning.
 func tuneCfg(cfg Config) Config {
