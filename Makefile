@@ -11,7 +11,8 @@ ALLOC_PKGS := . ./tenant ./interceptors ./dbwrap ./internal/guard
 
 # test: start (or reuse) the PostgreSQL primary + streaming replica and check
 # Redis, then vet and race-test the module, run the allocation tests without
-# the race detector, vet and run the benchmarks module once, and run other
+# the race detector, run the guard's long simulations (skipped under -race)
+# without it, vet and run the benchmarks module once, and run other
 # drivers' test suites through dbwrap (dbwrap/conformance, its own module;
 # see docs/db-routing.md, "Conformance: other drivers' test suites").
 test:
@@ -20,6 +21,7 @@ test:
 	$(GO) vet ./...; \
 	$(GO) test -race -count=1 -timeout 15m ./...; \
 	$(GO) test -count=1 -run Alloc $(ALLOC_PKGS); \
+	$(GO) test -count=1 -run Simulation ./internal/guard; \
 	(cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...); \
 	cd dbwrap/conformance && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...
 

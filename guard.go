@@ -156,7 +156,8 @@ func (e *Engine) applyGuardConfig(p *compiledPlan) {
 	e.g.state.Store(&guardState{cfg: cfg, source: src, g: g})
 	d := cfg.WithDefaults()
 	e.log.Info("canary: guard armed", "source", src, "window", cfg.Window(),
-		"failure_ratio", d.FailureRatio, "failure_margin", d.FailureMargin, "confidence", d.Confidence,
+		"failure_ratio", d.FailureRatio, "failure_margin", d.FailureMargin, "failure_evidence", d.FailureEvidence,
+		"confidence", d.Confidence,
 		"latency_factor", d.LatencyFactor, "cooldown", cfg.Cooldown)
 }
 
@@ -176,14 +177,16 @@ func (e *Engine) guardLoop() {
 	}
 }
 
-// evalInterval is a quarter of the bucket width (at least 5ms); a second
-// while the guard is off, to notice a plan that turns it on.
+// evalInterval is a tenth of the bucket width (at least 5ms): the failure
+// rule's sequential test stays valid however often it looks, so looking
+// often only shortens the wait for a trip. A second while the guard is off,
+// to notice a plan that turns it on.
 func (e *Engine) evalInterval() time.Duration {
 	gs := e.g.state.Load()
 	if gs == nil {
 		return time.Second
 	}
-	return max(gs.cfg.WithDefaults().BucketWidth/4, 5*time.Millisecond)
+	return max(gs.cfg.WithDefaults().BucketWidth/10, 5*time.Millisecond)
 }
 
 // evaluateGuard trips the guard when the window says the canary is worse,

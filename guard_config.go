@@ -18,6 +18,7 @@ const (
 	DefaultGuardFailureRatio      = guard.DefaultFailureRatio      // canary fails 2 × as often
 	DefaultGuardFailureMargin     = guard.DefaultFailureMargin     // and 8 points more
 	DefaultGuardConfidence        = guard.DefaultConfidence        // at 99.9 % confidence
+	DefaultGuardFailureEvidence   = guard.DefaultFailureEvidence   // likelihood ratio the failure rule needs
 	DefaultGuardLatencyFactor     = guard.DefaultLatencyFactor     // canary p95 1.5 × stable's
 	DefaultGuardLatencyMinSamples = guard.DefaultLatencyMinSamples // 100 requests each
 	DefaultGuardUnitSamples       = guard.DefaultUnitSamples       // 4 outcomes per user (or tenant) per bucket
@@ -42,7 +43,8 @@ const (
 //	  min_stable_samples: 40
 //	  failure_ratio: 2        # canary rate > 2 × stable's …
 //	  failure_margin: 0.08    # … and > stable's + 8 points …
-//	  confidence: 0.999       # … and significant at 99.9 %
+//	  failure_evidence: 10000 # … with a likelihood ratio of 10000 (sequential test)
+//	  confidence: 0.999       # latency test's confidence (and a floor for the above)
 //	  latency_factor: 1.5     # canary p95 > 1.5 × stable's p95
 //	  latency_margin: 0s
 //	  latency_min_samples: 100
@@ -68,8 +70,15 @@ type GuardConfig struct {
 	// both FailureRatio × stable's and stable's + FailureMargin.
 	FailureRatio  float64 `yaml:"failure_ratio"`
 	FailureMargin float64 `yaml:"failure_margin"`
-	// Confidence of the one-sided two-proportion test (confirmed by Fisher's
-	// exact test) that the canary fails more often, in [0.5, 1).
+	// FailureEvidence (at least 1) is the likelihood ratio the failure
+	// rule's sequential test must reach over a recent span of the window:
+	// a canary no worse than stable reaches it from any given bucket with a
+	// chance of at most 1/FailureEvidence, however often the guard looks.
+	// See docs/guard.md for the measured false-trip rates and detection
+	// times.
+	FailureEvidence float64 `yaml:"failure_evidence"`
+	// Confidence of the latency rule's binomial test, in [0.5, 1); the
+	// failure rule's likelihood ratio must also reach 1/(1−Confidence).
 	Confidence float64 `yaml:"confidence"`
 	// DisableFailureRule turns the failure rule off.
 	DisableFailureRule bool `yaml:"disable_failure_rule"`
@@ -106,6 +115,7 @@ func (c GuardConfig) internal() guard.Config {
 		MinStableSamples:   c.MinStableSamples,
 		FailureRatio:       c.FailureRatio,
 		FailureMargin:      c.FailureMargin,
+		FailureEvidence:    c.FailureEvidence,
 		Confidence:         c.Confidence,
 		DisableFailureRule: c.DisableFailureRule,
 		LatencyFactor:      c.LatencyFactor,
@@ -124,6 +134,7 @@ func (c GuardConfig) WithDefaults() GuardConfig {
 	c.Buckets, c.BucketWidth = d.Buckets, d.BucketWidth
 	c.MinCanarySamples, c.MinStableSamples = d.MinCanarySamples, d.MinStableSamples
 	c.FailureRatio, c.FailureMargin, c.Confidence = d.FailureRatio, d.FailureMargin, d.Confidence
+	c.FailureEvidence = d.FailureEvidence
 	c.LatencyFactor, c.LatencyMinSamples = d.LatencyFactor, d.LatencyMinSamples
 	c.UnitSamples, c.MaxUnits = d.UnitSamples, d.MaxUnits
 	return c
@@ -176,7 +187,7 @@ func checkGuard(g *GuardConfig, fail func(key, reason string)) {
 // GuardConfig's fields.
 var guardKeys = []string{
 	"enabled", "buckets", "bucket_width", "min_canary_samples", "min_stable_samples",
-	"failure_ratio", "failure_margin", "confidence", "disable_failure_rule",
+	"failure_ratio", "failure_margin", "failure_evidence", "confidence", "disable_failure_rule",
 	"latency_factor", "latency_margin", "latency_min_samples", "disable_latency_rule",
 	"unit_samples", "max_units", "cooldown",
 }

@@ -30,6 +30,8 @@ func (w *planWalker) guard(p *Plan, path string, n *yaml.Node) {
 			g.FailureRatio, _ = w.number(path, v)
 		case "failure_margin":
 			g.FailureMargin, _ = w.number(path, v)
+		case "failure_evidence":
+			g.FailureEvidence, _ = w.number(path, v)
 		case "confidence":
 			g.Confidence, _ = w.number(path, v)
 		case "disable_failure_rule":

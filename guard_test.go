@@ -108,6 +108,11 @@ func TestGuardTripsAndRearms(t *testing.T) {
 		s.Guard.Trip.Stable.FailureRate > 0.02 || s.Guard.Trip.Canary.Requests == 0 {
 		t.Fatalf("trip: %+v", s.Guard.Trip)
 	}
+	// The sequential test's figures: the span it decided on and its evidence.
+	if tr := s.Guard.Trip; tr.Evidence < tr.Threshold || tr.Threshold < 9 || tr.PValue > 1e-4 || tr.Since.IsZero() ||
+		tr.Span == "" || tr.SpanCanary == nil || tr.SpanCanary.Failures == 0 || tr.SpanStable == nil || tr.SpanStable.Requests == 0 {
+		t.Fatalf("trip's sequential figures: %+v", tr)
+	}
 	// The log record says why: both rates, samples and the window.
 	var rec struct {
 		Msg  string `json:"msg"`
@@ -238,12 +243,12 @@ func TestWithGuardErrorsNameTheField(t *testing.T) {
 }
 
 func TestPlanGuardSection(t *testing.T) {
-	p, err := ParsePlan([]byte("guard:\n  enabled: true\n  bucket_width: 500ms\n  buckets: 20\n  failure_ratio: 3\n  cooldown: 2m\n  disable_latency_rule: true\n"))
+	p, err := ParsePlan([]byte("guard:\n  enabled: true\n  bucket_width: 500ms\n  buckets: 20\n  failure_ratio: 3\n  failure_evidence: 5e4\n  cooldown: 2m\n  disable_latency_rule: true\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := GuardConfig{Enabled: true, BucketWidth: 500 * time.Millisecond, Buckets: 20, FailureRatio: 3,
-		Cooldown: 2 * time.Minute, DisableLatencyRule: true}
+		FailureEvidence: 5e4, Cooldown: 2 * time.Minute, DisableLatencyRule: true}
 	if p.Guard == nil || *p.Guard != want {
 		t.Fatalf("guard %+v, want %+v", p.Guard, want)
 	}
@@ -258,6 +263,8 @@ func TestPlanGuardSection(t *testing.T) {
 		{"guard:\n  enabled: true\n  failure_ratio: 0.5\n", "guard.failure_ratio", "line 3", "at least 1"},
 		{"guard:\n  enabled: true\n\n  cooldown: -1s\n", "guard.cooldown", "line 4", "negative"},
 		{"guard:\n  enabled: true\n  confidence: 1\n", "guard.confidence", "line 3", "[0.5, 1)"},
+		{"guard:\n  enabled: true\n  failure_evidence: 0.5\n", "guard.failure_evidence", "line 3", "at least 1"},
+		{"guard:\n  enabled: true\n  failure_evidence: lots\n", "guard.failure_evidence", "line 3", "number"},
 		{"guard: on\n", "guard", "line 1", "mapping"},
 	} {
 		_, err := ParsePlan([]byte(tc.yaml))

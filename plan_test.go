@@ -229,6 +229,7 @@ func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("guard:\n  enabled: true\n  buckets: 10\n  bucket_width: 1s\n  min_canary_samples: 20\n  confidence: 0.99\n  cooldown: 2m\n"))
 	f.Add([]byte("guard: {enabled: false, latency_factor: 1.5, latency_margin: 20ms}\n"))
+	f.Add([]byte("guard: {enabled: true, failure_evidence: 1e5, failure_margin: 1e-9}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePlan(data)
 		if err != nil {

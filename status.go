@@ -111,9 +111,32 @@ type TripStatus struct {
 	// Stable and Canary are the figures it decided on.
 	Stable CohortFigures `json:"stable"`
 	Canary CohortFigures `json:"canary"`
-	// Z is the two-proportion z statistic, PValue the exact test's p-value.
+	// Z is the two-proportion z statistic (over the span for the failure
+	// rule), for the record. PValue is, for the failure rule, the
+	// always-valid p-value e^−Evidence; for the latency rule, the binomial
+	// test's p-value.
 	Z      float64 `json:"z"`
 	PValue float64 `json:"p_value"`
+	// For the failure rule: Since is the start of the recent span of the
+	// window it decided on, Span its length (e.g. "2.1s"), SpanStable and
+	// SpanCanary the cohorts' requests and failures there, Evidence the log
+	// likelihood ratio found and Threshold the one it had to reach (nats).
+	Since      time.Time   `json:"since,omitzero"`
+	Span       string      `json:"span,omitempty"`
+	SpanStable *SpanCounts `json:"span_stable,omitempty"`
+	SpanCanary *SpanCounts `json:"span_canary,omitempty"`
+	Evidence   float64     `json:"evidence,omitempty"`
+	Threshold  float64     `json:"threshold,omitempty"`
+}
+
+// SpanCounts are one cohort's counts over the span the failure rule decided
+// on.
+type SpanCounts struct {
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+	// TopUnitFailures bounds the failures of any one user (or tenant) over
+	// the span: the failure rule leaves them out of the canary's.
+	TopUnitFailures uint64 `json:"top_unit_failures"`
 }
 
 // FleetStatus is the fleet-wide switch as this instance last learnt it.
@@ -182,6 +205,15 @@ func (e *Engine) Status() Status {
 	if t := e.g.trip.Load(); t != nil {
 		g.Trip = &TripStatus{Rule: string(t.Rule), At: t.At, Summary: t.String(), Window: t.Window.String(),
 			Stable: figures(t.Stable), Canary: figures(t.Canary), Z: t.Z, PValue: t.PValue}
+		if t.Rule == guard.RuleFailureRate {
+			span := func(c guard.SpanCounts) *SpanCounts {
+				return &SpanCounts{Requests: c.Samples, Failures: c.Failures, TopUnitFailures: c.TopUnitFailures}
+			}
+			ts := g.Trip
+			ts.Since, ts.Span = t.Since, t.At.Sub(t.Since).Round(time.Millisecond).String()
+			ts.SpanStable, ts.SpanCanary = span(t.SpanStable), span(t.SpanCanary)
+			ts.Evidence, ts.Threshold = t.Evidence, t.Threshold
+		}
 	}
 
 	if f := e.g.fleet; f != nil {
@@ -247,6 +279,7 @@ func (g GuardConfig) MarshalJSON() ([]byte, error) {
 		MinStableSamples   int     `json:"min_stable_samples,omitempty"`
 		FailureRatio       float64 `json:"failure_ratio,omitempty"`
 		FailureMargin      float64 `json:"failure_margin,omitempty"`
+		FailureEvidence    float64 `json:"failure_evidence,omitempty"`
 		Confidence         float64 `json:"confidence,omitempty"`
 		DisableFailureRule bool    `json:"disable_failure_rule,omitempty"`
 		LatencyFactor      float64 `json:"latency_factor,omitempty"`
@@ -265,7 +298,7 @@ func (g GuardConfig) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(guardJSON{Enabled: g.Enabled, Buckets: g.Buckets, BucketWidth: dur(g.BucketWidth),
 		MinCanarySamples: g.MinCanarySamples, MinStableSamples: g.MinStableSamples,
-		FailureRatio: g.FailureRatio, FailureMargin: g.FailureMargin, Confidence: g.Confidence,
+		FailureRatio: g.FailureRatio, FailureMargin: g.FailureMargin, FailureEvidence: g.FailureEvidence, Confidence: g.Confidence,
 		DisableFailureRule: g.DisableFailureRule, LatencyFactor: g.LatencyFactor,
 		LatencyMargin: dur(g.LatencyMargin), LatencyMinSamples: g.LatencyMinSamples,
 		DisableLatencyRule: g.DisableLatencyRule, UnitSamples: g.UnitSamples, MaxUnits: g.MaxUnits,

@@ -311,6 +311,17 @@ func (t *telemetry) tripped(tr guard.Trip) {
 		attribute.Float64("canary.guard.z", tr.Z),
 		attribute.Float64("canary.guard.p_value", tr.PValue),
 	)
+	if tr.Rule == guard.RuleFailureRate {
+		r.AddAttributes(
+			attribute.Float64("canary.guard.span", tr.At.Sub(tr.Since).Seconds()),
+			attribute.Int64("canary.guard.span.canary.requests", int64(tr.SpanCanary.Samples)),
+			attribute.Int64("canary.guard.span.canary.failures", int64(tr.SpanCanary.Failures)),
+			attribute.Int64("canary.guard.span.stable.requests", int64(tr.SpanStable.Samples)),
+			attribute.Int64("canary.guard.span.stable.failures", int64(tr.SpanStable.Failures)),
+			attribute.Float64("canary.guard.evidence", tr.Evidence),
+			attribute.Float64("canary.guard.threshold", tr.Threshold),
+		)
+	}
 	t.logger.Emit(ctx, r)
 }
 

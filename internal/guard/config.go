@@ -16,6 +16,7 @@ const (
 	DefaultFailureRatio      = 2.0
 	DefaultFailureMargin     = 0.08
 	DefaultConfidence        = 0.999
+	DefaultFailureEvidence   = 10000.0
 	DefaultLatencyFactor     = 1.5
 	DefaultLatencyMinSamples = 100
 	DefaultUnitSamples       = 4
@@ -57,10 +58,20 @@ type Config struct {
 	// eight percentage points). In [0, 1). Default 0.08; since zero means the
 	// default, write a tiny value such as 1e-9 to demand no margin.
 	FailureMargin float64 `yaml:"failure_margin"`
-	// Confidence of the one-sided two-proportion z-test (with continuity
-	// correction) that the canary fails more often than stable; the failure
-	// rule trips only when the test rejects "canary is no worse" at this
-	// confidence. In [0.5, 1). Default 0.999.
+	// FailureEvidence is the likelihood ratio the failure rule's sequential
+	// test must reach: how many times likelier the failures of a span of the
+	// window are if the canary fails more often than stable (by FailureRatio
+	// or more) than if it does not. Whatever the traffic and however often
+	// the guard is evaluated, a canary no worse than stable reaches it from
+	// a given bucket with a chance of at most 1/FailureEvidence, so the
+	// false-trip rate is at most 3600 s / BucketWidth / FailureEvidence per
+	// hour (0.36 for the defaults), and much lower in practice (see
+	// docs/guard.md). At least 1. Default 10000.
+	FailureEvidence float64 `yaml:"failure_evidence"`
+	// Confidence of the latency rule's binomial test, in [0.5, 1). It also
+	// bounds the failure rule: that rule's likelihood ratio must reach
+	// 1/(1−Confidence) too (1000 for the default, below the default
+	// FailureEvidence). Default 0.999.
 	Confidence float64 `yaml:"confidence"`
 	// DisableFailureRule turns the failure rule off.
 	DisableFailureRule bool `yaml:"disable_failure_rule"`
@@ -111,11 +122,20 @@ func (c Config) WithDefaults() Config {
 	setFloat(&c.FailureRatio, DefaultFailureRatio)
 	setFloat(&c.FailureMargin, DefaultFailureMargin)
 	setFloat(&c.Confidence, DefaultConfidence)
+	setFloat(&c.FailureEvidence, DefaultFailureEvidence)
 	setFloat(&c.LatencyFactor, DefaultLatencyFactor)
 	setInt(&c.LatencyMinSamples, DefaultLatencyMinSamples)
 	setInt(&c.UnitSamples, DefaultUnitSamples)
 	setInt(&c.MaxUnits, DefaultMaxUnits)
 	return c
+}
+
+// evidenceThreshold returns the failure rule's threshold on the log
+// likelihood ratio: ln of the larger of FailureEvidence and 1/(1−Confidence),
+// after defaults.
+func (c Config) evidenceThreshold() float64 {
+	d := c.WithDefaults()
+	return max(math.Log(d.FailureEvidence), -math.Log1p(-d.Confidence))
 }
 
 // Window returns the span the sliding window covers: Buckets × BucketWidth,
@@ -176,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if !finite(d.Confidence) || d.Confidence < 0.5 || d.Confidence >= 1 {
 		bad("Confidence", "confidence", "must be in [0.5, 1), got "+fmtF(c.Confidence))
+	}
+	if !finite(d.FailureEvidence) || d.FailureEvidence < 1 {
+		bad("FailureEvidence", "failure_evidence", "must be a number of at least 1, got "+fmtF(c.FailureEvidence))
 	}
 	if !finite(d.LatencyFactor) || d.LatencyFactor < 1 {
 		bad("LatencyFactor", "latency_factor", "must be a number of at least 1, got "+fmtF(c.LatencyFactor))

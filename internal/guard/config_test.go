@@ -13,7 +13,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Buckets: 10, BucketWidth: time.Second,
 		MinCanarySamples: 40, MinStableSamples: 40,
-		FailureRatio: 2, FailureMargin: 0.08, Confidence: 0.999,
+		FailureRatio: 2, FailureMargin: 0.08, FailureEvidence: 10000, Confidence: 0.999,
 		LatencyFactor: 1.5, LatencyMinSamples: 100,
 		UnitSamples: 4, MaxUnits: 512,
 	}
@@ -50,6 +50,8 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{Config{FailureMargin: -0.1}, "FailureMargin", "failure_margin"},
 		{Config{FailureMargin: 1}, "FailureMargin", "failure_margin"},
 		{Config{FailureMargin: math.NaN()}, "FailureMargin", "failure_margin"},
+		{Config{FailureEvidence: 0.5}, "FailureEvidence", "failure_evidence"},
+		{Config{FailureEvidence: math.Inf(1)}, "FailureEvidence", "failure_evidence"},
 		{Config{Confidence: 0.4}, "Confidence", "confidence"},
 		{Config{Confidence: 1}, "Confidence", "confidence"},
 		{Config{LatencyFactor: 0.9}, "LatencyFactor", "latency_factor"},

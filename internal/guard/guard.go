@@ -2,6 +2,7 @@ package guard
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"time"
 
@@ -18,11 +19,11 @@ import (
 // an operator re-arms it so that the failures which caused the trip do not
 // trip it again.
 type Guard struct {
-	cfg   Config // with defaults
-	clock Clock
-	zCrit float64
-	win   *window
-	seed  maphash.Seed // hashes units; random per guard, so clients cannot aim at collisions
+	cfg       Config // with defaults
+	clock     Clock
+	threshold float64 // the failure rule's evidence threshold, in nats
+	win       *window
+	seed      maphash.Seed // hashes units; random per guard, so clients cannot aim at collisions
 }
 
 // New returns a Guard configured by cfg (zero fields take their defaults; see
@@ -37,9 +38,9 @@ func New(cfg Config, clock Clock) (*Guard, error) {
 	}
 	cfg = cfg.WithDefaults()
 	return &Guard{
-		cfg:   cfg,
-		clock: clock,
-		zCrit: normalQuantile(cfg.Confidence),
+		cfg:       cfg,
+		clock:     clock,
+		threshold: cfg.evidenceThreshold(),
 		win: newWindow(clock.Now(), cfg.Buckets, cfg.BucketWidth,
 			1<<bits.Len(uint(cfg.MaxUnits-1)), cfg.UnitSamples),
 		seed: maphash.MakeSeed(),
@@ -130,13 +131,15 @@ func (g *Guard) Snapshot() Snapshot {
 func (g *Guard) read(hists *[2]Histogram) Snapshot {
 	now := g.clock.Now()
 	var n counts
-	g.win.collect(now, &n)
+	spans := make([]Span, 0, g.cfg.Buckets)
+	g.win.collect(now, &n, &spans)
 	*hists = n.hists
 	return Snapshot{
 		At:     now,
 		Window: time.Duration(g.cfg.Buckets) * g.cfg.BucketWidth,
 		Stable: figuresOf(&n, stableIdx),
 		Canary: figuresOf(&n, canaryIdx),
+		Spans:  spans,
 	}
 }
 
@@ -144,19 +147,24 @@ func (g *Guard) read(hists *[2]Histogram) Snapshot {
 // the canary is worse than stable: first the failure rule, then the latency
 // rule (see [Config] and [Trip]). It reads the bucket in progress and any
 // bucket finished since the previous call, a few microseconds of work, and
-// serialises with other Evaluate, Snapshot and Reset calls; call it on a
-// ticker a few times per bucket width (every 250 ms for the default 1 s)
-// rather than per request.
+// serialises with other Evaluate, Snapshot and Reset calls. The failure
+// rule's test stays valid however often it is evaluated: call it on a ticker
+// several times per bucket width (every 100 ms for the default 1 s) rather
+// than per request.
 //
-// The failure rule leaves out the failures of the canary's worst unit
-// (Figures.TopUnitFailures, counted as failed samples), so that no single
-// user or tenant can trip the guard alone; on what remains, it trips when
-// the window holds enough samples of both cohorts, the canary's failure rate exceeds stable's times FailureRatio and
-// stable's plus FailureMargin, and the difference is significant at
-// Confidence by the one-sided two-proportion z-test. Because that test's
-// normal approximation is too permissive when failures are few (a handful of
-// failures in a small window), Fisher's exact test must agree at the same
-// confidence.
+// The failure rule is a sequential test (docs/guard.md, "When it trips"):
+// for every span of the window that ends now and starts at one of its
+// buckets ([Snapshot.Spans]), it weighs the split of the span's failures
+// between the cohorts against their shares of the span's samples, with the
+// canary's worst unit over the span left out (its failures taken out of the
+// canary's failures and samples), so that no single user or tenant can trip
+// the guard alone. It trips when the window holds MinCanarySamples (without
+// the window's worst unit's failures) and MinStableSamples, and some span's
+// canary failure rate exceeds stable's times FailureRatio and stable's plus
+// FailureMargin, with a likelihood ratio (mixed over failure-rate ratios
+// from FailureRatio up) of at least the larger of FailureEvidence and
+// 1/(1−Confidence). A change is thus judged on the traffic since it began,
+// not diluted by the healthy traffic before it.
 //
 // The latency rule also leaves out the most samples any one canary unit
 // counted (Figures.TopUnitSamples), taken as slow. It trips when both
@@ -173,33 +181,32 @@ func (g *Guard) Evaluate() (Trip, bool) {
 	return g.evaluate(s, &hists)
 }
 
+// evaluate applies the rules to s, whose cohorts' latency histograms are
+// hists: figures that are sums over requests, so that the figures of several
+// guards added up are judged the same way.
 func (g *Guard) evaluate(s Snapshot, hists *[2]Histogram) (Trip, bool) {
 	c, st := s.Canary, s.Stable
-	// Leave one out: the canary without its worst unit's failures.
-	top := min(c.TopUnitFailures, c.Failures)
-	cf, cn := c.Failures-top, c.Samples-top
-	crate := 0.0
-	if cn > 0 {
-		crate = float64(cf) / float64(cn)
-	}
 	trip := Trip{
-		At:     s.At,
-		Window: s.Window,
-		Stable: st,
-		Canary: c,
-		Z:      twoProportionZ(cf, cn, st.Failures, st.Samples),
-		ZCrit:  g.zCrit,
+		At:        s.At,
+		Window:    s.Window,
+		Stable:    st,
+		Canary:    c,
+		Threshold: g.threshold,
 	}
+	// Leave one out: the canary's window without its worst unit's failures.
+	top := min(c.TopUnitFailures, c.Failures)
+	trip.Z = twoProportionZ(c.Failures-top, c.Samples-top, st.Failures, st.Samples)
 	cfg := &g.cfg
 	alpha := 1 - cfg.Confidence
 	if !cfg.DisableFailureRule &&
-		cn >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) &&
-		crate > st.FailureRate*cfg.FailureRatio &&
-		crate-st.FailureRate > cfg.FailureMargin &&
-		trip.Z > g.zCrit {
-		trip.PValue = fisherUpper(cf, cn, st.Failures, st.Samples, alpha)
-		if trip.PValue <= alpha {
+		c.Samples-top >= uint64(cfg.MinCanarySamples) && st.Samples >= uint64(cfg.MinStableSamples) {
+		if v := cfg.failureEvidence(s.Spans); v.ok && v.evidence >= g.threshold {
+			sp := v.span
 			trip.Rule = RuleFailureRate
+			trip.Since, trip.SpanStable, trip.SpanCanary = sp.Since, sp.Stable, sp.Canary
+			trip.Evidence = v.evidence
+			trip.PValue = math.Exp(-v.evidence)
+			trip.Z = twoProportionZ(v.x, v.nc, sp.Stable.Failures, sp.Stable.Samples)
 			return trip, true
 		}
 	}

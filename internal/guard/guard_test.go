@@ -136,10 +136,10 @@ func TestEvaluateFailureRule(t *testing.T) {
 		trip.Canary.Samples != 100 || trip.Stable.Samples != 1000 || trip.Window != 10*time.Second {
 		t.Errorf("trip figures: %+v", trip)
 	}
-	if trip.Z <= trip.ZCrit || trip.PValue > 0.001 {
-		t.Errorf("trip statistics: z %v (crit %v), p %v", trip.Z, trip.ZCrit, trip.PValue)
+	if trip.Evidence < trip.Threshold || trip.PValue > 0.001 {
+		t.Errorf("trip statistics: evidence %v (threshold %v), p %v", trip.Evidence, trip.Threshold, trip.PValue)
 	}
-	want := "failure-rate: canary 30.0% of 100 failed vs stable 1.0% of 1000 over 10s"
+	want := "failure-rate: canary 30.0% of 100 failed vs stable 1.0% of 1000 over the last 0s (evidence "
 	if !strings.HasPrefix(trip.String(), want) {
 		t.Errorf("String() = %q, want it to start with %q", trip.String(), want)
 	}

@@ -64,4 +64,8 @@ type Snapshot struct {
 	Window time.Duration
 	// Stable and Canary are the cohorts' figures.
 	Stable, Canary Figures
+	// Spans are the window's suffixes, one per bucket, newest first: the
+	// bucket in progress alone, then with each older bucket in turn, the
+	// last being the whole window. The failure rule reads them.
+	Spans []Span
 }

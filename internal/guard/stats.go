@@ -2,10 +2,6 @@ package guard
 
 import "math"
 
-// normalQuantile returns the standard normal quantile of p in (0, 1): the z
-// with Φ(z) = p.
-func normalQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
-
 // twoProportionZ returns the one-sided two-proportion z statistic for "the
 // first population fails more often than the second", from x1 failures of n1
 // and x2 of n2, with the pooled variance and Yates' continuity correction
@@ -47,32 +43,9 @@ func logChoose(n, k uint64) float64 {
 // tailEps ends a tail sum once its terms no longer change it.
 const tailEps = 1e-15
 
-// fisherUpper returns the one-sided p-value of Fisher's exact test that the
-// first population fails more often than the second, from x1 failures of n1
-// and x2 of n2: the probability, given x1+x2 failures among n1+n2 requests
-// spread at random, that the first holds x1 or more. The sum stops as soon as
-// it exceeds limit (the answer is then "more than limit"), which keeps the
-// cost to a few terms whatever the counts.
-func fisherUpper(x1, n1, x2, n2 uint64, limit float64) float64 {
-	N, K, n := n1+n2, x1+x2, n1 // population, failures, draws
-	if n1 == 0 || K == 0 {
-		return 1
-	}
-	hi := min(K, n)
-	// ln P(X = x1) for X hypergeometric(N, K, n)
-	term := math.Exp(logChoose(K, x1) + logChoose(N-K, n-x1) - logChoose(N, n))
-	sum := 0.0
-	for k := x1; ; k++ {
-		sum += term
-		if sum > limit || k == hi || term < sum*tailEps {
-			return min(sum, 1)
-		}
-		term *= float64(K-k) * float64(n-k) / (float64(k+1) * float64(N-K-n+k+1))
-	}
-}
-
 // binomialUpper returns P(X >= k) for X binomial(n, p), stopping as soon as
-// the sum exceeds limit like fisherUpper.
+// the sum exceeds limit (the answer is then "more than limit"), which keeps
+// the cost to a few terms whatever the counts.
 func binomialUpper(k, n uint64, p, limit float64) float64 {
 	switch {
 	case k == 0:

@@ -162,6 +162,8 @@ type window struct {
 	mu   sync.Mutex
 	done []doneSlot // copies of finished slots, summed in sum
 	sum  counts
+	live counts  // copy of the bucket in progress
+	acc  spanAcc // sums of the suffixes, while collect builds them
 }
 
 // newWindow returns a window of buckets slots of width, each tracking up to
@@ -191,10 +193,7 @@ func (w *window) epochAt(t time.Time) int64 {
 	return int64(d / w.width)
 }
 
-func (w *window) slotOf(epoch int64) *slot {
-	n := int64(len(w.slots))
-	return &w.slots[((epoch%n)+n)%n]
-}
+func (w *window) slotOf(epoch int64) *slot { return &w.slots[w.slotIndex(epoch)] }
 
 // claim returns the slot for bucket epoch, recycling it when it still holds
 // an older bucket, or nil when it already holds a newer one (the sample is
@@ -404,13 +403,14 @@ func readSlot(s *slot, epoch int64, d *counts) bool {
 }
 
 // collect returns in out the counts per cohort of the window that ends with
-// the bucket holding t.
+// the bucket holding t, and, when spans is not nil, the figures of each of
+// the window's suffixes (see [Span]) in *spans, newest first.
 //
 // Finished buckets no longer change, so collect reads each of them once and
 // keeps their sum; every call reads only the bucket in progress and the
 // buckets that finished since the last call. A Record that raced a bucket's end by a few
 // instructions can be missed by the sum.
-func (w *window) collect(t time.Time, out *counts) {
+func (w *window) collect(t time.Time, out *counts, spans *[]Span) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	cur := w.epochAt(t)
@@ -435,10 +435,40 @@ func (w *window) collect(t time.Time, out *counts) {
 		}
 	}
 	*out = w.sum
-	var live counts
-	if s := w.slotOf(cur); s.epoch.Load() == cur && readSlot(s, cur, &live) {
-		out.add(&live)
+	live := &w.live
+	liveOK := false
+	if s := w.slotOf(cur); s.epoch.Load() == cur && readSlot(s, cur, live) {
+		out.add(live)
+		liveOK = true
 	}
+	if spans == nil {
+		return
+	}
+	// The suffixes, newest first: the bucket in progress, then each finished
+	// bucket added in turn.
+	*spans = (*spans)[:0]
+	acc := &w.acc
+	*acc = spanAcc{}
+	for k := range int64(len(w.slots)) {
+		e := cur - k
+		switch {
+		case k == 0:
+			if liveOK {
+				acc.add(live)
+			}
+		default:
+			if d := &w.done[w.slotIndex(e)]; d.epoch == e {
+				acc.add(&d.counts)
+			}
+		}
+		*spans = append(*spans, acc.span(w.origin.Add(time.Duration(e)*w.width)))
+	}
+}
+
+// slotIndex returns the index of the slot that holds bucket epoch.
+func (w *window) slotIndex(epoch int64) int {
+	n := int64(len(w.slots))
+	return int(((epoch % n) + n) % n)
 }
 
 // doneSlot is a plain copy of a finished slot.

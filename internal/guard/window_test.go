@@ -91,7 +91,7 @@ func TestWindowMatchesReference(t *testing.T) {
 				now = now.Add(step)
 			case k < 99:
 				var got counts
-				w.collect(now, &got)
+				w.collect(now, &got, nil)
 				rf, rc, rh := ref.collect(w.epochAt(now))
 				fails, hists := got.fails, got.hists
 				if fails != rf || hists != rh || got.cancelled != rc {
