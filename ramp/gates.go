@@ -17,8 +17,12 @@ import (
 const GateFleet = "fleet"
 
 // checkGates checks every gate of the step once, recording each in st, and
-// returns the gate that failed (nil when none did).
+// returns the gate that failed (nil when none did). At 100 % there is no
+// stable cohort to compare with: the fleet gate is not checked there.
 func (c *Controller) checkGates(ctx context.Context, st *State, g spec.Gates) *GateState {
+	if st.Percent >= 100 {
+		g.Fleet = nil
+	}
 	now := time.Now().UTC().Round(0)
 	keep := map[string]bool{}
 	var failed *GateState
