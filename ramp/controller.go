@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,10 @@ type Controller struct {
 	runs    atomic.Bool
 	ownRev  atomic.Int64 // revision of the leader's own last state write
 
-	promOnce sync.Once
-	prom     querier
-	promErr  error
+	promOnce      sync.Once
+	promTransport *http.Transport
+	prom          querier
+	promErr       error
 }
 
 // leadership is the leader's election key, which fences its state writes.
@@ -47,7 +49,7 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg}
+	c := &Controller{cfg: cfg, promTransport: newPromTransport()}
 	c.tel = newTelemetry(c, cfg.MeterProvider, cfg.LoggerProvider)
 	return c, nil
 }
@@ -65,6 +67,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	defer c.runs.Store(false)
 	defer c.tel.close()
+	defer c.promTransport.CloseIdleConnections()
 	for ctx.Err() == nil {
 		if err := c.campaign(ctx); err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("ramp: campaign", "instance", c.cfg.Instance, "error", err)

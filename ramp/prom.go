@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -15,6 +16,15 @@ import (
 // querier is the part of the Prometheus API the gates use.
 type querier interface {
 	Query(ctx context.Context, query string, ts time.Time, opts ...promv1.Option) (model.Value, promv1.Warnings, promv1.Infos, error)
+}
+
+// newPromTransport is the controller's own HTTP transport for Prometheus,
+// whose idle connections Run closes when it returns.
+func newPromTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2
+	tr.IdleConnTimeout = 30 * time.Second
+	return tr
 }
 
 // errNoProm: a Prometheus gate with no PrometheusURL configured.
@@ -28,7 +38,7 @@ func (c *Controller) queryProm(ctx context.Context, q string) (float64, error) {
 			c.promErr = errNoProm
 			return
 		}
-		cli, err := api.NewClient(api.Config{Address: c.cfg.PrometheusURL})
+		cli, err := api.NewClient(api.Config{Address: c.cfg.PrometheusURL, RoundTripper: c.promTransport})
 		if err != nil {
 			c.promErr = fmt.Errorf("Prometheus client for %s: %w", c.cfg.PrometheusURL, err)
 			return

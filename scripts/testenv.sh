@@ -575,9 +575,14 @@ ensure_etcd() {
 	log "etcd healthy on $HOST:$ETCD_PORT after $(( ($(now_us) - t1) / 1000 )) ms"
 }
 
+# ---------------------------------------------------------------- Prometheus
+# shellcheck source=scripts/testenv-prometheus.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testenv-prometheus.sh"
+
 # ---------------------------------------------------------------- main
 ensure_redis
 if $ETCD_WANTED; then ensure_etcd; fi
+if $PROM_WANTED; then ensure_prometheus; fi
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock
@@ -596,7 +601,7 @@ LSN=$(q "$PRIMARY_PORT" "select pg_current_wal_lsn()") || die "cannot query prim
 wait_for "$TIMEOUT" replica_caught_up "$LSN" || die "replica did not replay the primary's WAL up to $LSN within ${TIMEOUT}s"
 exec 8>&- # release the replica lock
 
-log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT$($ETCD_WANTED && echo ", etcd $HOST:$ETCD_PORT")"
+log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT$($ETCD_WANTED && echo ", etcd $HOST:$ETCD_PORT")$($PROM_WANTED && echo ", Prometheus $HOST:$PROM_PORT")"
 
 {
 	printf 'export CANARY_PG_PRIMARY="postgres://postgres@%s:%s/%s?sslmode=disable"\n' "$HOST" "$PRIMARY_PORT" "$DB_NAME"
@@ -604,4 +609,8 @@ log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY
 	printf 'export CANARY_PG_REPLICA_CLUSTER="%s %s"\n' "$V" "$REPLICA_NAME"
 	printf 'export CANARY_REDIS_ADDR="%s:%s"\n' "$REDIS_HOST" "$REDIS_PORT"
 	if $ETCD_WANTED; then printf 'export CANARY_ETCD_ENDPOINTS="%s:%s"\n' "$HOST" "$ETCD_PORT"; fi
+	if $PROM_WANTED; then
+		printf 'export CANARY_PROMETHEUS_URL="%s"\n' "$PROM_URL"
+		printf 'export CANARY_PROMETHEUS_TARGETS="%s"\n' "$PROM_DIR/targets"
+	fi
 } >&3
