@@ -260,6 +260,9 @@ func (c *Controller) running(ctx context.Context, l *leadership, st State, rev i
 	if st.Step >= len(r.Steps) { // the ramp lost steps since
 		st.Step = len(r.Steps) - 1
 	}
+	if st.Step < 0 { // a state written by hand
+		st.Step = 0
+	}
 	st.Steps = len(r.Steps)
 	step := r.Steps[st.Step]
 	want := planFields{Percent: step.Percent}

@@ -57,7 +57,7 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 	}
 	if r, err := spec.Parse(p.Data); err == nil && r != nil {
 		out.Ramp = r
-		if st.Step < len(r.Steps) {
+		if st.Step >= 0 && st.Step < len(r.Steps) {
 			out.Hold = r.Steps[st.Step].Hold
 			if st.Phase == PhaseRunning || st.Phase == PhasePaused {
 				held := st.Elapsed

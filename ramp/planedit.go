@@ -55,7 +55,14 @@ func setFields(data []byte, f planFields) ([]byte, error) {
 			return out, nil
 		}
 	}
-	return reencode(data, vals)
+	out, err = reencode(data, vals)
+	if err != nil {
+		return nil, err
+	}
+	if got, rerr := readFields(out); rerr != nil || got != f {
+		return nil, fmt.Errorf("ramp: cannot set canary_percent and kill_switch in this plan (read back %+v, %v)", got, rerr)
+	}
+	return out, nil
 }
 
 var errNotEditable = errors.New("not editable in place")

@@ -35,3 +35,24 @@ func TestSetFieldsKeepsTheRestOfThePlan(t *testing.T) {
 		t.Fatalf("edited in place:\n%s\nwant\n%s", out, want)
 	}
 }
+
+func FuzzSetFields(f *testing.F) {
+	f.Add([]byte("salt: s\ncanary_percent: 0 # c\n"), 12.5, true)
+	f.Add([]byte("{a: 1}"), 100.0, false)
+	f.Add([]byte("canary_percent: &x 3\nkill_switch: *x\n"), 1.0, false)
+	f.Add([]byte("a:\n  b: 1\ncanary_percent: |\n  5\n"), 5.0, true)
+	f.Fuzz(func(t *testing.T, data []byte, pct float64, kill bool) {
+		if pct < 0 || pct > 100 || pct != pct {
+			return
+		}
+		want := planFields{Percent: pct, Kill: kill}
+		out, err := setFields(data, want)
+		if err != nil {
+			return
+		}
+		got, err := readFields(out)
+		if err != nil || got != want {
+			t.Fatalf("setFields(%q) = %q, reads back %+v, %v; want %+v", data, out, got, err, want)
+		}
+	})
+}
