@@ -293,12 +293,15 @@ func (c *Controller) running(ctx context.Context, l *leadership, st State, rev i
 		return c.pause(ctx, l, st, rev, p, why)
 	}
 	st.Percent = step.Percent
-	failed := c.checkGates(ctx, &st, rd.GatesOf(st.Step))
+	failed, action := c.checkGates(ctx, &st, rd.GatesOf(st.Step))
 	if failed != nil {
-		c.tel.failed(st, failed, rd.OnFailure)
+		if action == "" {
+			action = rd.OnFailure
+		}
+		c.tel.failed(st, failed, action)
 		why := fmt.Sprintf("gate %s failed at step %d/%d (%g%%): %s", failed.Gate, st.Step+1, len(r.Steps),
 			step.Percent, failed.Summary)
-		if rd.OnFailure == spec.Pause {
+		if action == spec.Pause {
 			return c.pause(ctx, l, st, rev, p, why)
 		}
 		st.Phase, st.Reason = PhaseRolledBack, why

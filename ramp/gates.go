@@ -17,9 +17,11 @@ import (
 const GateFleet = "fleet"
 
 // checkGates checks every gate of the step once, recording each in st, and
-// returns the gate that failed (nil when none did). At 100 % there is no
+// returns the gate that failed (nil when none did) and the action its
+// failure calls for ("" for the ramp's OnFailure). At 100 % there is no
 // stable cohort to compare with: the fleet gate is not checked there.
-func (c *Controller) checkGates(ctx context.Context, st *State, g spec.Gates) *GateState {
+func (c *Controller) checkGates(ctx context.Context, st *State, g spec.Gates) (*GateState, string) {
+	action := ""
 	if st.Percent >= 100 {
 		g.Fleet = nil
 	}
@@ -80,6 +82,9 @@ func (c *Controller) checkGates(ctx context.Context, st *State, g spec.Gates) *G
 		gs.FailedInARow++
 		summary = fmt.Sprintf("%s (failed check %d of %d in a row)", summary, gs.FailedInARow, pg.TriesOf())
 		if gs.FailedInARow >= pg.TriesOf() {
+			if failed == nil && err != nil {
+				action = pg.OnError
+			}
 			record(gs, spec.VerdictFail, summary, val)
 		} else {
 			record(gs, spec.VerdictPending, summary, val)
@@ -100,7 +105,7 @@ func (c *Controller) checkGates(ctx context.Context, st *State, g spec.Gates) *G
 			}
 		}
 	}
-	return failed
+	return failed, action
 }
 
 func (c *Controller) figuresPrefix() string { return c.cfg.Prefix + "figures/" }

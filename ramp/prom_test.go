@@ -65,7 +65,7 @@ func (s *promService) query() string {
 	return fmt.Sprintf(`max(canary_test_error_ratio{test=%q})`, s.label)
 }
 
-func promPlan(query, onFailure string) string {
+func promPlan(query, onFailure, onError string) string {
 	return fmt.Sprintf(`salt: s
 canary_percent: 0
 ramp:
@@ -78,13 +78,14 @@ ramp:
         query: '%s'
         max: 0.05
         tries: 3
-`, onFailure, query)
+        on_error: %s
+`, onFailure, query, onError)
 }
 
 func TestPrometheusGateBreachRollsBack(t *testing.T) {
 	svc := newPromService(t)
 	prefix := testPrefix(t)
-	f := newFleet(t, prefix, 1, promPlan(svc.query(), "rollback"))
+	f := newFleet(t, prefix, 1, promPlan(svc.query(), "rollback", "pause"))
 	c, _ := startController(t, prefix, "ctl", etcdClient(t), func(cfg *ramp.Config) {
 		cfg.PrometheusURL = testenv.PrometheusURL(t)
 	})
@@ -116,13 +117,14 @@ func TestPrometheusGateBreachRollsBack(t *testing.T) {
 	}
 }
 
-// A Prometheus that does not answer, or answers no data, is a failed check,
-// never a pass: the ramp pauses (as configured) and does not advance.
+// A Prometheus that does not answer is a failed check, never a pass: the
+// ramp, configured to roll back on a breach but pause on an outage
+// (on_error: pause), pauses and does not advance.
 func TestPrometheusOutagePausesNeverAdvances(t *testing.T) {
 	svc := newPromService(t)
 	prefix := testPrefix(t)
 	proxy := testenv.NewFaultProxy(t, strings.TrimPrefix(testenv.PrometheusURL(t), "http://"))
-	f := newFleet(t, prefix, 1, promPlan(svc.query(), "pause"))
+	f := newFleet(t, prefix, 1, promPlan(svc.query(), "rollback", "pause"))
 	c, _ := startController(t, prefix, "ctl", etcdClient(t), func(cfg *ramp.Config) {
 		cfg.PrometheusURL = "http://" + proxy.Addr()
 		cfg.PrometheusTimeout = 300 * time.Millisecond
@@ -152,7 +154,7 @@ func TestPrometheusOutagePausesNeverAdvances(t *testing.T) {
 func TestPrometheusNoDataFails(t *testing.T) {
 	url := testenv.PrometheusURL(t)
 	prefix := testPrefix(t)
-	f := newFleet(t, prefix, 1, promPlan(`max(canary_test_error_ratio{test="nobody-publishes-this"})`, "rollback"))
+	f := newFleet(t, prefix, 1, promPlan(`max(canary_test_error_ratio{test="nobody-publishes-this"})`, "rollback", "rollback"))
 	c, _ := startController(t, prefix, "ctl", etcdClient(t), func(cfg *ramp.Config) { cfg.PrometheusURL = url })
 	if _, err := c.Start(ctxT(t, 5*time.Second), alice); err != nil {
 		t.Fatal(err)

@@ -392,7 +392,7 @@ func (w *walker) fleet(path string, n *yaml.Node) FleetGate {
 
 func (w *walker) prom(path string, n *yaml.Node) PromGate {
 	var g PromGate
-	w.mapping(path, n, []string{"name", "query", "max", "min", "tries"}, func(k, p string, v *yaml.Node) {
+	w.mapping(path, n, []string{"name", "query", "max", "min", "tries", "on_error"}, func(k, p string, v *yaml.Node) {
 		switch k {
 		case "name":
 			g.Name, _ = w.str(p, v)
@@ -408,6 +408,8 @@ func (w *walker) prom(path string, n *yaml.Node) PromGate {
 			}
 		case "tries":
 			g.Tries, _ = w.integer(p, v)
+		case "on_error":
+			g.OnError, _ = w.str(p, v)
 		}
 	})
 	return g

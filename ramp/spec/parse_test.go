@@ -32,6 +32,7 @@ ramp:
         query: sum(rate(errors[1m]))
         max: 0.05
         tries: 2
+        on_error: pause
   on_failure: pause
   check_interval: 500ms
 `
@@ -59,7 +60,7 @@ func TestParseReadsEveryForm(t *testing.T) {
 	if g := r.GatesOf(2); g.Fleet != nil || len(g.Prometheus) != 1 || g.Prometheus[0].Name != "p95-ratio" || *g.Prometheus[0].Max != 1.2 {
 		t.Errorf("step 3's own gates = %+v", g)
 	}
-	if g := r.GatesOf(0); len(g.Prometheus) != 1 || g.Prometheus[0].TriesOf() != 2 {
+	if g := r.GatesOf(0); len(g.Prometheus) != 1 || g.Prometheus[0].TriesOf() != 2 || g.Prometheus[0].OnError != spec.Pause {
 		t.Errorf("step 1 gates = %+v", g)
 	}
 }
@@ -92,6 +93,7 @@ func TestParseProblemsNameKeyAndLine(t *testing.T) {
 		{"prom min>max", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, query: up, max: 1, min: 2}\n", "ramp.gates.prometheus[0].min", 5, "more than max"},
 		{"prom no query", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, max: 1}\n", "ramp.gates.prometheus[0].query", 5, "required"},
 		{"prom tries", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, query: up, max: 1, tries: 1000}\n", "ramp.gates.prometheus[0].tries", 5, "between 1"},
+		{"prom on_error", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, query: up, max: 1, on_error: retry}\n", "ramp.gates.prometheus[0].on_error", 5, "rollback or pause"},
 		{"null step", "ramp:\n  steps:\n    -\n", "ramp.steps[0]", 3, "no value"},
 		{"step not mapping", "ramp:\n  steps:\n    - [1, 2]\n", "ramp.steps[0]", 3, "mapping"},
 		{"no percent", "ramp:\n  steps:\n    - hold: 1s\n", "ramp.steps[0].percent", 3, "required"},

@@ -52,6 +52,7 @@ const (
 //	        query: sum(rate(errors{cohort="canary"}[1m])) / sum(rate(requests{cohort="canary"}[1m]))
 //	        max: 0.05
 //	        tries: 3
+//	        on_error: pause    # Prometheus down or no data: pause instead
 //	  on_failure: rollback     # or pause
 //	  check_interval: 1s
 //
@@ -125,6 +126,11 @@ type PromGate struct {
 	// Tries is how many failed checks in a row fail the gate, 1 to
 	// MaxTries. Default DefaultTries.
 	Tries int `json:"tries,omitempty"`
+	// OnError, when set (Rollback or Pause), replaces the ramp's
+	// OnFailure when the gate fails because Prometheus could not answer
+	// (an error, a timeout, no data): e.g. roll back on a breach, pause on
+	// an outage. Default: the ramp's OnFailure.
+	OnError string `json:"on_error,omitempty"`
 }
 
 // Problem is one thing wrong with a ramp section: the dotted key (with list
@@ -269,6 +275,11 @@ func (g *Gates) check(prefix string, fail func(key, reason string)) {
 		}
 		if p.Max != nil && p.Min != nil && *p.Min > *p.Max {
 			fail(key+".min", "is more than max ("+fmtF(*p.Min)+" > "+fmtF(*p.Max)+")")
+		}
+		switch p.OnError {
+		case "", Rollback, Pause:
+		default:
+			fail(key+".on_error", "must be rollback or pause, got "+strconv.Quote(p.OnError))
 		}
 		if p.Tries < 0 || p.Tries > MaxTries {
 			fail(key+".tries", "must be between 1 and "+strconv.Itoa(MaxTries)+", got "+strconv.Itoa(p.Tries))
