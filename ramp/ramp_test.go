@@ -166,8 +166,8 @@ func TestLeaderCrashContinuesTheSameStep(t *testing.T) {
 	waitLeader(t, b, 2*time.Second+2*time.Second)
 	took := time.Since(crash)
 	t.Logf("ctl-b took over %v after the crash (lease TTL 2s)", took)
-	if took > 3*time.Second {
-		t.Fatalf("takeover took %v, more than the TTL plus a second", took)
+	if took > 2500*time.Millisecond {
+		t.Fatalf("takeover took %v, more than the 2s TTL (plus 500ms for the election's watch)", took)
 	}
 	st := waitPhase(t, b, 30*time.Second, ramp.PhaseDone, ramp.PhasePaused, ramp.PhaseRolledBack)
 	if st.Phase != ramp.PhaseDone || st.Leader != "ctl-b" {
