@@ -58,6 +58,8 @@ type Publisher struct {
 	stop context.CancelFunc
 	done chan struct{}
 	once sync.Once
+
+	published bool // the key may exist; owned by run
 }
 
 // NewPublisher starts publishing src's figures every cfg.Interval under a
@@ -145,9 +147,15 @@ func (p *Publisher) publish(ctx context.Context, sess **concurrency.Session) err
 	f, ok := p.src.GuardFigures()
 	octx, cancel := context.WithTimeout(ctx, p.cfg.OpTimeout)
 	defer cancel()
-	if !ok {
-		_, err := p.cli.Delete(octx, p.key)
-		return err
+	if !ok { // the guard is off: take the figures back once
+		if !p.published {
+			return nil
+		}
+		if _, err := p.cli.Delete(octx, p.key); err != nil {
+			return err
+		}
+		p.published = false
+		return nil
 	}
 	if *sess == nil {
 		s, err := concurrency.NewSession(p.cli, concurrency.WithTTL(int(p.cfg.TTL/time.Second)),
@@ -161,8 +169,11 @@ func (p *Publisher) publish(ctx context.Context, sess **concurrency.Session) err
 	if err != nil {
 		return fmt.Errorf("encode figures: %w", err)
 	}
-	_, err = p.cli.Put(octx, p.key, string(b), clientv3.WithLease((*sess).Lease()))
-	return err
+	if _, err = p.cli.Put(octx, p.key, string(b), clientv3.WithLease((*sess).Lease())); err != nil {
+		return err
+	}
+	p.published = true
+	return nil
 }
 
 // Close stops publishing and removes the key (revokes its lease).
