@@ -313,3 +313,45 @@ func waitHistory(t *testing.T, s planstore.Store, author, notePrefix string) {
 	}
 	t.Fatalf("no history entry by %s starting %q:\n%s", author, notePrefix, strings.Join(notes, "\n"))
 }
+
+// A leader that wrote a step to the plan and died before recording it in
+// the ramp's state: the next leader finds the step's note on the plan in
+// force and does not write it again; the hold counts from the first write.
+func TestNewLeaderDoesNotRepeatAWrittenStep(t *testing.T) {
+	prefix := testPrefix(t)
+	const plan = "salt: s\ncanary_percent: 0\nramp:\n  steps: [10% 1h, 100%]\n  check_interval: 100ms\n"
+	f := newFleet(t, prefix, 1, plan)
+	ctx := ctxT(t, 30*time.Second)
+	const note = "ramp started by alice: step 1/2: 10% for 1h0m0s [ramp 1.1]"
+	cur, err := f.store.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := f.store.Apply(ctx, []byte(strings.Replace(plan, "canary_percent: 0", "canary_percent: 10", 1)),
+		cur.Version, planstore.Change{Author: "alice", Note: note})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := `{"phase":"running","run":1,"step":0,"steps":2,"percent":10,"applied":false,"seq":1,` +
+		`"pending":{"author":"alice","note":"` + note + `"}}`
+	cli := etcdClient(t)
+	if _, err := cli.Put(ctx, prefix+"ramp/state", state); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := startController(t, prefix, "ctl", cli, nil)
+	var st ramp.Status
+	eventually(t, 5*time.Second, "the step recorded as applied", func() bool {
+		st, err = c.Status(ctx)
+		return err == nil && st.Applied
+	})
+	if st.Pending != nil || st.PlanVersion != written.Version || !st.StepStarted.Equal(written.Time) {
+		t.Fatalf("state = %+v; want the step applied at version %d from %v", st.State, written.Version, written.Time)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if h := rampHistory(t, f.store); len(h) != 2 {
+		t.Fatalf("history has %d entries, want the 2 written before the leader started", len(h))
+	}
+	if st.TimeLeft > time.Hour-time.Since(written.Time)+time.Second {
+		t.Fatalf("time left %v: the hold did not count from the first write", st.TimeLeft)
+	}
+}
