@@ -312,7 +312,7 @@ func (c *Controller) running(ctx context.Context, l *leadership, st State, rev i
 		return true, interval, nil
 	}
 	held := time.Since(st.StepStarted) + st.Elapsed
-	if held < step.Hold || !allPass(st.Gates) {
+	if held < step.Hold || !allPass(st.Gates) || time.Since(st.StepStarted) < fleetWindow(st.Gates) {
 		return false, interval, c.commit(ctx, l, st, rev)
 	}
 	// The step passed.
@@ -330,6 +330,18 @@ func (c *Controller) running(ctx context.Context, l *leadership, st State, rev i
 	st.audit(c.cfg.Author, fmt.Sprintf("ramp step %d/%d: %g%% for %v: %s", st.Step+1, len(r.Steps), next.Percent, next.Hold, passed))
 	err := c.commit(ctx, l, st, rev)
 	return err == nil, interval, err
+}
+
+// fleetWindow is the window of the fleet gate's figures (0 without one): a
+// step passes its fleet gate only on figures gathered during the step, so
+// it lasts at least that long after it was applied (or resumed).
+func fleetWindow(gs []GateState) time.Duration {
+	for _, g := range gs {
+		if g.Gate == GateFleet && g.Fleet != nil {
+			return g.Fleet.Window
+		}
+	}
+	return 0
 }
 
 func allPass(gs []GateState) bool {

@@ -93,6 +93,7 @@ func TestFleetEvidenceRollsBackWhatNoEngineSees(t *testing.T) {
 	if st.Phase != ramp.PhaseRolledBack {
 		t.Fatalf("ramp ended %s (%s), want rolled back", st.Phase, st.Reason)
 	}
+	t.Log(st.Reason)
 	if st.Step != 2 || !strings.Contains(st.Reason, "gate fleet failed at step 3/5") ||
 		!strings.Contains(st.Reason, "failure-rate") {
 		t.Fatalf("rolled back at step %d: %s", st.Step+1, st.Reason)

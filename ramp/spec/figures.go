@@ -40,6 +40,8 @@ type FleetVerdict struct {
 	Summary string `json:"summary"`
 	// Instances is how many engines' figures were summed.
 	Instances int `json:"instances"`
+	// Window is the span the figures cover (the engines' guard window).
+	Window time.Duration `json:"window"`
 	// CanarySamples, StableSamples, CanaryFailureRate, StableFailureRate,
 	// CanaryP95 and StableP95 are the summed figures.
 	CanarySamples     uint64        `json:"canary_samples"`
@@ -61,7 +63,7 @@ func (g FleetGate) Evaluate(f Figures) (FleetVerdict, error) {
 		return FleetVerdict{}, fmt.Errorf("ramp: fleet gate: %w", err)
 	}
 	s := f.Snapshot()
-	v := FleetVerdict{Instances: f.Instances, CanarySamples: s.Canary.Samples, StableSamples: s.Stable.Samples,
+	v := FleetVerdict{Instances: f.Instances, Window: f.Window, CanarySamples: s.Canary.Samples, StableSamples: s.Stable.Samples,
 		CanaryFailureRate: s.Canary.FailureRate, StableFailureRate: s.Stable.FailureRate,
 		CanaryP95: s.Canary.P95, StableP95: s.Stable.P95}
 	d := cfg.WithDefaults()
