@@ -13,7 +13,9 @@
 # run as root) answers on 127.0.0.1:$CANARY_ETCD_PORT (22379; peer port
 # $CANARY_ETCD_PEER_PORT, 22380), started in the background with its own data
 # dir (/var/lib/canary-etcd as root, else $TMPDIR/canary-etcd-$UID) and log
-# (canary-etcd.log beside it), reused when it already runs.
+# (canary-etcd.log beside it), reused when it already runs; and that this
+# project's own Prometheus (Debian's prometheus, likewise) answers on
+# 127.0.0.1:$CANARY_PROMETHEUS_PORT (22390): scripts/testenv-prometheus.sh.
 #
 # Progress goes to stderr; stdout carries only `export NAME="value"` lines:
 #   eval "$(scripts/testenv.sh)"
@@ -25,6 +27,7 @@
 #   CANARY_PG_DATABASE       (canary_test)    CANARY_REDIS_PORT       (6379)
 #   CANARY_ETCD_PORT         (22379)          CANARY_ETCD_PEER_PORT   (22380)
 #   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
+#   CANARY_PROMETHEUS_PORT   (22390)          CANARY_PROMETHEUS (on; "off" skips it; see testenv-prometheus.sh)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -62,9 +65,9 @@ log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
 	printf 'testenv: ERROR: %s\n' "$*" >&2
 	if [[ "${CI:-}" == true ]]; then
-		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica, Redis and etcd are required; failing.\n' >&2
+		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica, Redis, etcd and Prometheus are required; failing.\n' >&2
 	else
-		printf 'testenv: the tests need a PostgreSQL primary+streaming replica, Redis and etcd (CANARY_ETCD=off skips etcd); fix the problem above and rerun (scripts/testenv.sh).\n' >&2
+		printf 'testenv: the tests need a PostgreSQL primary+streaming replica, Redis, etcd and Prometheus (CANARY_ETCD=off skips etcd, CANARY_PROMETHEUS=off Prometheus); fix the problem above and rerun (scripts/testenv.sh).\n' >&2
 	fi
 	exit 1
 }
