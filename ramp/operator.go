@@ -2,6 +2,7 @@ package ramp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,6 +30,25 @@ type Status struct {
 	KillSwitch    bool    `json:"kill_switch"`
 	// Ramp is the plan's ramp section (nil when it has none).
 	Ramp *spec.Ramp `json:"ramp,omitempty"`
+}
+
+// MarshalJSON writes the status with its durations as text ("2m30s"):
+// hold, time_left and elapsed.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // without this method
+	return json.Marshal(struct {
+		plain
+		Hold     string `json:"hold"`
+		TimeLeft string `json:"time_left"`
+		Elapsed  string `json:"elapsed,omitempty"`
+	}{plain: plain(s), Hold: s.Hold.String(), TimeLeft: s.TimeLeft.String(), Elapsed: durText(s.Elapsed)})
+}
+
+func durText(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // Status reads the ramp's state, its leader and the plan in force.

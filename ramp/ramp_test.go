@@ -2,6 +2,7 @@ package ramp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -209,6 +210,17 @@ func TestOperatorActions(t *testing.T) {
 		t.Fatalf("time left after pause = %v", st.TimeLeft)
 	}
 	waitHistory(t, f.store, "bob", "ramp paused by bob: looking at a dashboard at step 1/3 (10%)")
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js map[string]any
+	if err := json.Unmarshal(b, &js); err != nil {
+		t.Fatal(err)
+	}
+	if js["phase"] != "paused" || js["hold"] != "1h0m0s" || js["leader"] != "ctl" || js["time_left"] == "" {
+		t.Fatalf("status JSON = %s", b)
+	}
 	if _, err := c.Resume(ctx, planstore.Change{Author: "bob"}); err != nil {
 		t.Fatal(err)
 	}
