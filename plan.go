@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/reqcanary/canary/ramp/spec"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -32,6 +33,8 @@ const (
 //	  trusted_cidrs: [10.0.0.0/8]   # peers whose override header is honoured
 //	guard:                  # see GuardConfig and docs/guard.md
 //	  enabled: true
+//	ramp:                   # progressive delivery; see RampSpec and docs/ramp.md
+//	  steps: [1% 2m, 5% 5m, 25% 10m, 100%]
 //
 // Every key is optional. The zero Plan sends no traffic to canary and honours
 // no override: version 0, empty salt, 0 %, no tenant lists, override header
@@ -61,7 +64,15 @@ type Plan struct {
 	// section) and takes precedence over [WithGuard]; nil (no section)
 	// leaves the guard as WithGuard configured it, off by default.
 	Guard *GuardConfig `yaml:"guard"`
+	// Ramp, when not nil, is the plan's ramp section: the steps the ramp
+	// controller (package ramp) moves CanaryPercent through, and its gates.
+	// The engine only validates it; it decides on CanaryPercent.
+	Ramp *RampSpec `yaml:"ramp"`
 }
+
+// RampSpec is the plan's ramp section (see package ramp/spec and
+// docs/ramp.md).
+type RampSpec = spec.Ramp
 
 // TenantLists are the plan's per-tenant rules. A tenant may be on at most one
 // list; ids follow the tenant id limits ([tenant.CheckTenant]). Ids match
@@ -95,6 +106,9 @@ func (p Plan) clone() Plan {
 	if p.Guard != nil {
 		g := *p.Guard
 		p.Guard = &g
+	}
+	if p.Ramp != nil {
+		p.Ramp = cloneRamp(p.Ramp)
 	}
 	return p
 }

@@ -84,6 +84,11 @@ func validatePlan(p *Plan, pos map[string]yaml.Node) []*PlanError {
 		}
 	}
 	checkGuard(p.Guard, fail)
+	if p.Ramp != nil && pos == nil { // a ramp read from YAML was checked by its parser
+		for _, pr := range p.Ramp.Check("ramp") {
+			fail(pr.Key, pr.Reason)
+		}
+	}
 	return errs
 }
 

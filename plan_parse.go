@@ -199,7 +199,7 @@ func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
 		w.errs = append(w.errs, &PlanError{Line: root.Line, Reason: "the plan is empty"})
 		return
 	}
-	top := []string{"version", "salt", "canary_percent", "kill_switch", "tenants", "override", "guard"}
+	top := []string{"version", "salt", "canary_percent", "kill_switch", "tenants", "override", "guard", "ramp"}
 	w.mapping("", root, top, func(key, path string, v *yaml.Node) {
 		switch key {
 		case "version":
@@ -228,6 +228,8 @@ func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
 			})
 		case "guard":
 			w.guard(p, path, v)
+		case "ramp":
+			w.ramp(p, path, v)
 		}
 	})
 }

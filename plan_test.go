@@ -230,6 +230,7 @@ func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte("guard:\n  enabled: true\n  buckets: 10\n  bucket_width: 1s\n  min_canary_samples: 20\n  confidence: 0.99\n  cooldown: 2m\n"))
 	f.Add([]byte("guard: {enabled: false, latency_factor: 1.5, latency_margin: 20ms}\n"))
 	f.Add([]byte("guard: {enabled: true, failure_evidence: 1e5, failure_margin: 1e-9}\n"))
+	f.Add([]byte("ramp:\n  steps: [1% 2m, {percent: 5, hold: 5m, gates: {fleet: {}}}, 100%]\n  gates:\n    prometheus: [{name: e, query: up, max: 1}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePlan(data)
 		if err != nil {
@@ -247,6 +248,11 @@ func FuzzParsePlan(f *testing.F) {
 			}
 			if p.Guard.Cooldown < 0 {
 				t.Fatalf("ParsePlan accepted a negative cooldown %v", p.Guard.Cooldown)
+			}
+		}
+		if p.Ramp != nil {
+			if err := p.Ramp.Validate(); err != nil {
+				t.Fatalf("ParsePlan accepted a ramp section its check rejects: %v", err)
 			}
 		}
 	})

@@ -247,6 +247,7 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 		Tenants       tenants      `json:"tenants"`
 		Override      override     `json:"override"`
 		Guard         *GuardConfig `json:"guard,omitempty"`
+		Ramp          *RampSpec    `json:"ramp,omitempty"`
 	}{
 		Version: p.Version, Salt: p.Salt, CanaryPercent: p.CanaryPercent, KillSwitch: p.KillSwitch,
 		Tenants:  tenants{Canary: nonNil(p.Tenants.Canary), Stable: nonNil(p.Tenants.Stable)},
@@ -255,7 +256,7 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 	for _, c := range p.Override.TrustedCIDRs {
 		out.Override.TrustedCIDRs = append(out.Override.TrustedCIDRs, c.String())
 	}
-	out.Guard = p.Guard
+	out.Guard, out.Ramp = p.Guard, p.Ramp
 	return json.Marshal(out)
 }
 

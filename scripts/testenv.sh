@@ -13,7 +13,9 @@
 # run as root) answers on 127.0.0.1:$CANARY_ETCD_PORT (22379; peer port
 # $CANARY_ETCD_PEER_PORT, 22380), started in the background with its own data
 # dir (/var/lib/canary-etcd as root, else $TMPDIR/canary-etcd-$UID) and log
-# (canary-etcd.log beside it), reused when it already runs.
+# (canary-etcd.log beside it), reused when it already runs; and that this
+# project's own Prometheus (Debian's prometheus, likewise) answers on
+# 127.0.0.1:$CANARY_PROMETHEUS_PORT (22390): scripts/testenv-prometheus.sh.
 #
 # Progress goes to stderr; stdout carries only `export NAME="value"` lines:
 #   eval "$(scripts/testenv.sh)"
@@ -25,6 +27,7 @@
 #   CANARY_PG_DATABASE       (canary_test)    CANARY_REDIS_PORT       (6379)
 #   CANARY_ETCD_PORT         (22379)          CANARY_ETCD_PEER_PORT   (22380)
 #   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
+#   CANARY_PROMETHEUS_PORT   (22390)          CANARY_PROMETHEUS (on; "off" skips it; see testenv-prometheus.sh)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -62,9 +65,9 @@ log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
 	printf 'testenv: ERROR: %s\n' "$*" >&2
 	if [[ "${CI:-}" == true ]]; then
-		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica, Redis and etcd are required; failing.\n' >&2
+		printf 'testenv: CI=true: a PostgreSQL primary with a streaming replica, Redis, etcd and Prometheus are required; failing.\n' >&2
 	else
-		printf 'testenv: the tests need a PostgreSQL primary+streaming replica, Redis and etcd (CANARY_ETCD=off skips etcd); fix the problem above and rerun (scripts/testenv.sh).\n' >&2
+		printf 'testenv: the tests need a PostgreSQL primary+streaming replica, Redis, etcd and Prometheus (CANARY_ETCD=off skips etcd, CANARY_PROMETHEUS=off Prometheus); fix the problem above and rerun (scripts/testenv.sh).\n' >&2
 	fi
 	exit 1
 }
@@ -575,9 +578,14 @@ ensure_etcd() {
 	log "etcd healthy on $HOST:$ETCD_PORT after $(( ($(now_us) - t1) / 1000 )) ms"
 }
 
+# ---------------------------------------------------------------- Prometheus
+# shellcheck source=scripts/testenv-prometheus.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testenv-prometheus.sh"
+
 # ---------------------------------------------------------------- main
 ensure_redis
 if $ETCD_WANTED; then ensure_etcd; fi
+if $PROM_WANTED; then ensure_prometheus; fi
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock
@@ -596,7 +604,7 @@ LSN=$(q "$PRIMARY_PORT" "select pg_current_wal_lsn()") || die "cannot query prim
 wait_for "$TIMEOUT" replica_caught_up "$LSN" || die "replica did not replay the primary's WAL up to $LSN within ${TIMEOUT}s"
 exec 8>&- # release the replica lock
 
-log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT$($ETCD_WANTED && echo ", etcd $HOST:$ETCD_PORT")"
+log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY_NAME), streaming replica $HOST:$REPLICA_PORT ($V $REPLICA_NAME), Redis $REDIS_HOST:$REDIS_PORT$($ETCD_WANTED && echo ", etcd $HOST:$ETCD_PORT")$($PROM_WANTED && echo ", Prometheus $HOST:$PROM_PORT")"
 
 {
 	printf 'export CANARY_PG_PRIMARY="postgres://postgres@%s:%s/%s?sslmode=disable"\n' "$HOST" "$PRIMARY_PORT" "$DB_NAME"
@@ -604,4 +612,8 @@ log "ready in $(elapsed): PostgreSQL $V primary $HOST:$PRIMARY_PORT ($V $PRIMARY
 	printf 'export CANARY_PG_REPLICA_CLUSTER="%s %s"\n' "$V" "$REPLICA_NAME"
 	printf 'export CANARY_REDIS_ADDR="%s:%s"\n' "$REDIS_HOST" "$REDIS_PORT"
 	if $ETCD_WANTED; then printf 'export CANARY_ETCD_ENDPOINTS="%s:%s"\n' "$HOST" "$ETCD_PORT"; fi
+	if $PROM_WANTED; then
+		printf 'export CANARY_PROMETHEUS_URL="%s"\n' "$PROM_URL"
+		printf 'export CANARY_PROMETHEUS_TARGETS="%s"\n' "$PROM_DIR/targets"
+	fi
 } >&3

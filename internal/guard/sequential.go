@@ -16,19 +16,21 @@ import (
 // bounds then add up to a bound that is at least as large: safe).
 type Span struct {
 	// Since is the start of the span's oldest bucket.
-	Since time.Time
+	Since time.Time `json:"since"`
 	// Stable and Canary are the cohorts' counts over the span.
-	Stable, Canary SpanCounts
+	Stable SpanCounts `json:"stable"`
+	Canary SpanCounts `json:"canary"`
 }
 
 // SpanCounts are one cohort's counts over a [Span].
 type SpanCounts struct {
 	// Samples and Failures count the outcomes recorded (successes and
 	// failures, as in [Figures]).
-	Samples, Failures uint64
+	Samples  uint64 `json:"samples"`
+	Failures uint64 `json:"failures"`
 	// TopUnitFailures bounds the failures of any one unit over the span
 	// (see [Figures.TopUnitFailures]); the failure rule leaves them out.
-	TopUnitFailures uint64
+	TopUnitFailures uint64 `json:"top_unit_failures,omitempty"`
 }
 
 // spanAcc sums the counts of consecutive buckets, newest first, with the
