@@ -86,7 +86,7 @@ my_start() {
 		--innodb-flush-log-at-trx-commit=2 --innodb-flush-method=nosync --innodb-doublewrite=0 --sync-binlog=0 --max-connections=500 \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
 		--slave-net-timeout=5 --expire-logs-days=0 "$@" \
-		</dev/null >>"$MY_DIR/$role.log" 2>&1 3>&- 8>&- 9>&- &
+		</dev/null >>"$MY_DIR/$role.log" 2>&1 3>&- 7>&- 8>&- 9>&- &
 	disown || true
 }
 
@@ -224,7 +224,15 @@ ensure_mariadb() {
 	mkdir -p "$MY_DIR"
 	$IS_ROOT && chown mysql:mysql "$MY_DIR"
 	ensure_mariadb_primary
+	# Tests that stop the replica's threads hold this lock exclusively
+	# (internal/testenv MariaDBReplicaLockFile): repairing the replica under it
+	# never restarts a thread such a test stopped.
+	local lock="${TMPDIR:-/tmp}/canary-mariadb-replica.lock"
+	if command -v flock >/dev/null && { exec 7>>"$lock"; } 2>/dev/null; then
+		flock -w $((TIMEOUT * 5)) 7 || die "tests elsewhere hold the MariaDB replica lock $lock for too long"
+	fi
 	ensure_mariadb_replica
+	exec 7>&-
 	log "MariaDB primary $MY_HOST:$MY_PRIMARY_PORT and GTID replica $MY_HOST:$MY_REPLICA_PORT ready in $(( ($(now_us) - t0) / 1000 )) ms"
 	{
 		printf 'export CANARY_MYSQL_PRIMARY="%s@tcp(%s:%s)/%s"\n' "$MY_USER" "$MY_HOST" "$MY_PRIMARY_PORT" "$MY_DB"
