@@ -408,14 +408,22 @@ const (
 // classifyCache maps query texts to their classification. It is safe for
 // concurrent use.
 type classifyCache struct {
+	mysql bool // classify with classifyMySQL (set before first use)
 	mu    sync.RWMutex
 	m     map[string]statement
 	bytes int
 }
 
+func (cc *classifyCache) classify(query string) statement {
+	if cc.mysql {
+		return classifyMySQL(query)
+	}
+	return classify(query)
+}
+
 func (cc *classifyCache) get(query string) statement {
 	if len(query) > classifyCacheMaxLen {
-		return classify(query)
+		return cc.classify(query)
 	}
 	cc.mu.RLock()
 	st, ok := cc.m[query]
@@ -423,7 +431,7 @@ func (cc *classifyCache) get(query string) statement {
 	if ok {
 		return st
 	}
-	st = classify(query)
+	st = cc.classify(query)
 	cc.mu.Lock()
 	if cc.bytes+len(query) <= classifyCacheMaxBytes {
 		if cc.m == nil {

@@ -12,8 +12,10 @@
 #     log_bin, binlog_format ROW, gtid_strict_mode;
 #   * replica on 127.0.0.1:$CANARY_MYSQL_REPLICA_PORT (33307), server_id 2,
 #     read_only, replicating with CHANGE MASTER TO … MASTER_USE_GTID=slave_pos;
-#   * database canary_test and user canary@127.0.0.1 (no password, all
-#     privileges), made on the primary and replicated.
+#   * database canary_test, user canary@127.0.0.1 (no password, all
+#     privileges but READ_ONLY ADMIN, so the replica refuses its writes) and
+#     canary_admin@127.0.0.1 (all privileges: STOP SLAVE, SET GLOBAL
+#     read_only), made on the primary and replicated.
 # Data dirs: $CANARY_MYSQL_DIR (root: /var/lib/canary-mariadb, else
 # $TMPDIR/canary-mariadb-$UID)/{primary,replica}, logs beside them. Servers
 # that already run and answer are reused; a stopped replica thread (a test's
@@ -145,6 +147,9 @@ ensure_mariadb_primary() {
 	my_sql primary "CREATE DATABASE IF NOT EXISTS $MY_DB;
 		CREATE USER IF NOT EXISTS '$MY_USER'@'127.0.0.1';
 		GRANT ALL PRIVILEGES ON *.* TO '$MY_USER'@'127.0.0.1' WITH GRANT OPTION;
+		REVOKE READ_ONLY ADMIN ON *.* FROM '$MY_USER'@'127.0.0.1';
+		CREATE USER IF NOT EXISTS 'canary_admin'@'127.0.0.1';
+		GRANT ALL PRIVILEGES ON *.* TO 'canary_admin'@'127.0.0.1' WITH GRANT OPTION;
 		CREATE USER IF NOT EXISTS 'canary_repl'@'127.0.0.1' IDENTIFIED BY 'canary_repl';
 		GRANT REPLICATION SLAVE ON *.* TO 'canary_repl'@'127.0.0.1'" >/dev/null \
 		|| die "cannot create $MY_DB and the users on the MariaDB primary"
