@@ -399,8 +399,12 @@ func (p *parser) explainOptions() (analyze bool) {
 			case kwFormat: // MySQL: FORMAT = name
 				l2 := look
 				if t2 := l2.next(); t2.kind == tkOp && p.l.src[t2.start] == '=' {
-					l2.next()
-					look = l2
+					switch l2.next().kind {
+					case tkWord, tkQuotedIdent, tkString:
+						look = l2
+					default:
+						return analyze // "FORMAT =" without a name: let the main loop see what follows
+					}
 				}
 			default:
 				return analyze

@@ -407,8 +407,12 @@ func TestLexerTokens(t *testing.T) {
 			[]tokenKind{tkString, tkWord},
 			[]string{`'a\''`, "b"}},
 		{"`a``b` # c\nd --e f\ng -- h\ni /* j */ k /*!50000 l */", modeMySQL,
-			[]tokenKind{tkQuotedIdent, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
-			[]string{"`a``b`", "d", "g", "i", "k", "l", "*", "/"}},
+			// "--e": two minus signs to MySQL; "-- h": a comment.
+			[]tokenKind{tkQuotedIdent, tkWord, tkOp, tkOp, tkWord, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
+			[]string{"`a``b`", "d", "-", "-", "e", "f", "g", "i", "k", "l", "*", "/"}},
+		{`'a\' b "c\" d`, modeMySQLNoBackslash,
+			[]tokenKind{tkString, tkWord, tkQuotedIdent, tkWord},
+			[]string{`'a\'`, "b", `"c\"`, "d"}},
 	}
 	for _, tc := range tests {
 		l := newLexer(tc.src, tc.mode)
