@@ -409,6 +409,7 @@ func TestMySQLReadOnlyRefusalRetriedOnPrimary(t *testing.T) {
 
 func TestMySQLStoppedSQLThreadTakesReplicaOut(t *testing.T) {
 	e := newMyEnv(t)
+	tbl := e.table(t, "id INT PRIMARY KEY")
 	db := e.open(t, e.config())
 	ctx := context.Background()
 	if a := myWho(t, ctx, db); a.ServerID != e.replicaID {
@@ -422,6 +423,17 @@ func TestMySQLStoppedSQLThreadTakesReplicaOut(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		if a := myWho(t, ctx, db); a.ServerID != e.primaryID {
 			t.Fatalf("read %d went to %+v with the SQL thread stopped", i, a)
+		}
+	}
+	// Read-after-write pairs never read stale data meanwhile.
+	reqCtx := tenant.NewContext(ctx, tenant.Labels{Tenant: "acme", Cohort: tenant.Stable})
+	for i := 1; i <= 1000; i++ {
+		if _, err := db.ExecContext(reqCtx, "INSERT INTO "+tbl+" VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(reqCtx, "SELECT COUNT(*) FROM "+tbl+" WHERE id = ?", i).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("pair %d: read %d rows (err %v), want its own write", i, n, err)
 		}
 	}
 	start := time.Now()
