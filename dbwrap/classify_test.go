@@ -372,10 +372,10 @@ func TestSideEffectTable(t *testing.T) {
 			if got.readOnly {
 				t.Errorf("classify(%q) = %+v, want the primary", q, got)
 			}
-			if want := f.reason; !f.session && f.localArg == 0 && got.reason != want {
+			if want := f.reason; !f.session && f.localArg == 0 && !f.argSession && got.reason != want {
 				t.Errorf("classify(%q).reason = %q, want %q", q, got.reason, want)
 			}
-			if f.session && (!got.sessionState || got.reason != f.sessionReason) {
+			if (f.session || f.argSession) && (!got.sessionState || got.reason != f.sessionReason) {
 				t.Errorf("classify(%q) = %+v, want pinned with %q", q, got, f.sessionReason)
 			}
 		}
