@@ -355,7 +355,8 @@ type Route struct {
 	// Reason is one of the Reason constants or a classifier reason.
 	Reason string
 	// Token is the consistency token the read had to see ("" when none), in
-	// the LSN text form, or "unknown" when the write's position could not be
+	// the LSN text form "HI/LO" (for MariaDB, the GTID sequence number in
+	// that form), or "unknown" when the write's position could not be
 	// read (no dialect, or the query failed): such reads go to the primary.
 	Token string
 }
