@@ -246,28 +246,38 @@ func innerBegin(ctx context.Context, ci driver.Conn, opts driver.TxOptions) (dri
 // rowQuerier runs a one-row query on an inner conn, for the Dialect.
 type rowQuerier struct{ ci driver.Conn }
 
-var _ Querier = rowQuerier{}
+var (
+	_ Querier       = rowQuerier{}
+	_ columnQuerier = rowQuerier{}
+)
 
 func (q rowQuerier) QueryRow(ctx context.Context, query string) ([]driver.Value, error) {
+	_, row, err := q.QueryRowColumns(ctx, query)
+	return row, err
+}
+
+// QueryRowColumns is QueryRow that also returns the column names.
+func (q rowQuerier) QueryRowColumns(ctx context.Context, query string) ([]string, []driver.Value, error) {
 	rows, err := innerQuery(ctx, q.ci, query, nil)
 	if errors.Is(err, driver.ErrSkip) {
 		var si driver.Stmt
 		if si, err = innerPrepare(ctx, q.ci, query); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer si.Close()
 		rows, err = innerStmtQuery(ctx, si, q.ci, nil)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
+	cols := rows.Columns()
+	dest := make([]driver.Value, len(cols))
 	if err := rows.Next(dest); err != nil {
 		if errors.Is(err, errEOF) {
-			return nil, nil
+			return cols, nil, nil
 		}
-		return nil, err
+		return cols, nil, err
 	}
-	return dest, nil
+	return cols, dest, nil
 }

@@ -17,11 +17,15 @@ package dbwrap
 // standard_conforming_strings=off and as MySQL (unless a dollar-quoted string
 // shows it is PostgreSQL); it is read-only only if every reading that lexes
 // is. Nothing is allocated and the work is linear in the length of the text.
+//
+// For a MySQL or MariaDB server (the MariaDB dialect, or the driver name
+// "mysql"), classifyMySQL reads the text as MySQL instead, and also with
+// sql_mode NO_BACKSLASH_ESCAPES when a string holds a backslash.
 
 // Reasons recorded in statement.reason.
 const (
 	reasonRead             = "read"                // SELECT / VALUES / TABLE / SHOW / WITH … SELECT / EXPLAIN without ANALYZE
-	reasonWrite            = "write"               // INSERT / UPDATE / DELETE / MERGE (MySQL REPLACE), or such a keyword elsewhere in a query
+	reasonWrite            = "write"               // INSERT / UPDATE / DELETE / MERGE (MySQL REPLACE, LOAD DATA / LOAD XML), or such a keyword elsewhere in a query
 	reasonReturning        = "returning"           // a data-modifying statement with RETURNING
 	reasonDataModifyingCTE = "data-modifying-cte"  // WITH x AS (INSERT/UPDATE/DELETE/MERGE …) …
 	reasonLockingClause    = "locking-clause"      // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE, MySQL LOCK IN SHARE MODE
@@ -31,17 +35,18 @@ const (
 	reasonUtility          = "utility"             // COPY / CALL / DO / VACUUM / ANALYZE / LOCK / NOTIFY / cursors / EXECUTE / …
 	reasonTransaction      = "transaction-control" // BEGIN / COMMIT / ROLLBACK / SAVEPOINT / SET TRANSACTION / SET CONSTRAINTS / …
 	reasonSetLocal         = "set-local"           // SET LOCAL: lasts until the end of the transaction, no pinning
-	reasonSessionSet       = "session:set"         // SET / SET SESSION / set_config(…, false) / setseed / MySQL USE
+	reasonSessionSet       = "session:set"         // SET / SET SESSION / set_config(…, false) / setseed / MySQL USE, @var := …, INTO @var, LAST_INSERT_ID(expr)
 	reasonSessionReset     = "session:reset"       // RESET / DISCARD
 	reasonSessionListen    = "session:listen"      // LISTEN / UNLISTEN
 	reasonSessionTempTable = "session:temp-table"  // CREATE TEMP …, SELECT … INTO TEMP, anything in schema pg_temp
 	reasonSessionAdvisory  = "session:advisory-lock"
-	reasonSessionPrepare   = "session:prepare" // PREPARE / DEALLOCATE
-	reasonSessionCursor    = "session:cursor"  // DECLARE … WITH HOLD, MySQL HANDLER
-	reasonSessionLoad      = "session:load"    // LOAD 'library'
-	reasonSessionLock      = "session:lock"    // MySQL LOCK TABLES / UNLOCK TABLES
-	reasonSessionDblink    = "session:dblink"  // dblink_connect
-	reasonEmpty            = "empty"           // nothing but blanks, comments and semicolons
+	reasonSessionPrepare   = "session:prepare"    // PREPARE / DEALLOCATE
+	reasonSessionCursor    = "session:cursor"     // DECLARE … WITH HOLD, MySQL HANDLER
+	reasonSessionLoad      = "session:load"       // LOAD 'library'
+	reasonSessionLock      = "session:lock"       // MySQL LOCK TABLES / UNLOCK TABLES
+	reasonSessionFoundRows = "session:found-rows" // MySQL SELECT SQL_CALC_FOUND_ROWS: FOUND_ROWS() reads it on the same connection
+	reasonSessionDblink    = "session:dblink"     // dblink_connect
+	reasonEmpty            = "empty"              // nothing but blanks, comments and semicolons
 	reasonMultiple         = "multiple-statements"
 	reasonUnknown          = "unknown"  // an unknown statement, or text that does not lex (unterminated string, comment …)
 	reasonTooLong          = "too-long" // longer than maxClassifyLen: not read
@@ -99,6 +104,35 @@ func classify(query string) statement {
 		if res.st.readOnly && !o.st.readOnly {
 			res.st.readOnly, res.st.reason = false, o.st.reason
 		}
+	}
+	return res.final()
+}
+
+// classifyMySQL tells where query may run on a MySQL or MariaDB server: it
+// is read as MySQL, and when a string holds a backslash, also as MySQL with
+// sql_mode NO_BACKSLASH_ESCAPES (the server's mode is not known); it is
+// read-only only if both readings that lex say so. Like classify, it is
+// safe for concurrent use, does not allocate and runs in linear time.
+func classifyMySQL(query string) statement {
+	if len(query) > maxClassifyLen {
+		return statement{sessionState: true, reason: reasonTooLong}
+	}
+	my := readAs(query, modeMySQL)
+	if my.amb&ambBackslashString == 0 {
+		return my.final()
+	}
+	other := readAs(query, modeMySQLNoBackslash)
+	res := my
+	if res.err {
+		res = other
+	} else if !other.err {
+		res.hint = res.hint || other.hint
+		res.st.sessionState = res.st.sessionState || other.st.sessionState
+		if res.st.readOnly && !other.st.readOnly {
+			res.st.readOnly, res.st.reason = false, other.st.reason
+		}
+	} else {
+		res.hint = res.hint || other.hint
 	}
 	return res.final()
 }
@@ -194,6 +228,8 @@ type scan struct {
 	into       bool
 	intoTemp   bool // INTO TEMP / LOCAL / GLOBAL
 	intoVar    bool // MySQL INTO @var
+	assignVar  bool // MySQL @var := … (a user variable set by a query)
+	foundRows  bool // MySQL SQL_CALC_FOUND_ROWS
 	pgTemp     bool // the word pg_temp
 	hold       bool // WITH HOLD
 	fnReason   string
@@ -303,6 +339,10 @@ func (p *parser) head(s *scan, t token) token {
 			if p.peekWord() == kwTables {
 				s.reason, s.session = reasonSessionLock, true // MySQL: held by the session
 			}
+		case kwLoad:
+			if w := p.peekWord(); w == kwData || w == kwXML {
+				s.reason, s.session = reasonWrite, false // MySQL LOAD DATA / LOAD XML: fills a table
+			}
 		}
 		if t.kind == tkWord {
 			p.prevKind, p.prevKw, p.prevTok = tkWord, k, t
@@ -359,8 +399,12 @@ func (p *parser) explainOptions() (analyze bool) {
 			case kwFormat: // MySQL: FORMAT = name
 				l2 := look
 				if t2 := l2.next(); t2.kind == tkOp && p.l.src[t2.start] == '=' {
-					l2.next()
-					look = l2
+					switch l2.next().kind {
+					case tkWord, tkQuotedIdent, tkString:
+						look = l2
+					default:
+						return analyze // "FORMAT =" without a name: let the main loop see what follows
+					}
 				}
 			default:
 				return analyze
@@ -439,6 +483,10 @@ func (p *parser) feature(s *scan, t token) {
 			s.hold = true
 		}
 	}
+	if p.l.mode.mysql() && t.kind == tkOp && p.prevKind == tkOp && p.l.src[t.start] == '=' &&
+		p.l.src[p.prevTok.start] == ':' && p.prevTok.end == t.start {
+		s.assignVar = true // MySQL: @var := expr sets a user variable
+	}
 	switch t.kind {
 	case tkLParen:
 		if p.prevKind == tkWord || p.prevKind == tkQuotedIdent {
@@ -486,6 +534,8 @@ func (p *parser) keyword(s *scan, k keyword) {
 		s.returning = true
 	case kwPgTemp:
 		s.pgTemp = true
+	case kwSQLCalcFoundRows:
+		s.foundRows = true
 	case kwWith:
 		s.sawWith = true
 	case kwUpdate:
@@ -536,6 +586,10 @@ func (p *parser) call(s *scan) {
 	session := f.session
 	if f.localArg > 0 {
 		session = !p.argIsTrue(f.localArg)
+	}
+	if f.argSession {
+		look := p.l
+		session = look.next().kind != tkRParen
 	}
 	if session {
 		if !s.fnSession {
@@ -612,8 +666,10 @@ func (s *scan) result() statement {
 		sessReason = s.fnSessReas
 	case s.kind == kindQuery && (s.intoTemp || s.into && s.pgTemp):
 		sessReason = reasonSessionTempTable
-	case s.kind == kindQuery && s.intoVar:
+	case s.kind == kindQuery && (s.intoVar || s.assignVar):
 		sessReason = reasonSessionSet
+	case s.kind == kindQuery && s.foundRows:
+		sessReason = reasonSessionFoundRows
 	case s.kind == kindOther && s.reason == reasonDDL && s.pgTemp:
 		sessReason = reasonSessionTempTable // CREATE TABLE pg_temp.t …
 	case s.kind == kindOther && s.reason == reasonUtility && s.hold:
@@ -746,6 +802,9 @@ const (
 	kwExtended
 	kwPartitions
 	kwPgTemp
+	kwData
+	kwXML
+	kwSQLCalcFoundRows
 	kwCount // number of keywords
 )
 
@@ -770,7 +829,7 @@ var keywordSpellings = map[string]keyword{
 	"temp": kwTemp, "temporary": kwTemp, "local": kwLocal, "global": kwGlobal, "or": kwOr,
 	"transaction": kwTransaction, "constraints": kwConstraints, "tables": kwTables,
 	"verbose": kwVerbose, "format": kwFormat, "extended": kwExtended, "partitions": kwPartitions,
-	"pg_temp": kwPgTemp,
+	"pg_temp": kwPgTemp, "data": kwData, "xml": kwXML, "sql_calc_found_rows": kwSQLCalcFoundRows,
 }
 
 // leadingInfo says what a statement's leading keyword makes it.
@@ -829,7 +888,10 @@ type sideEffect struct {
 	// localArg is the 1-based argument that, when the literal true, makes
 	// the effect last only for the transaction (set_config's is_local).
 	localArg int
-	reason   string // filled in: reasonSideEffectPrefix + name
+	// argSession: a call with arguments sets session state (MySQL
+	// LAST_INSERT_ID(expr)); without, it only reads it.
+	argSession bool
+	reason     string // filled in: reasonSideEffectPrefix + name
 }
 
 // sideEffectFuncs is the one table of functions that write, read or create
@@ -892,7 +954,8 @@ var sideEffectFuncs = func() []sideEffect {
 		// MySQL / MariaDB.
 		{name: "get_lock", session: true, sessionReason: reasonSessionAdvisory},
 		{name: "release_lock"}, {name: "release_all_locks"},
-		{name: "last_insert_id"}, {name: "row_count"},
+		{name: "last_insert_id", argSession: true, sessionReason: reasonSessionSet},
+		{name: "row_count"}, {name: "found_rows"},
 	}
 	for i := range fs {
 		fs[i].reason = reasonSideEffectPrefix + fs[i].name

@@ -90,7 +90,7 @@ var documentedReasons = []string{
 	reasonSelectInto, reasonHint, reasonDDL, reasonUtility, reasonTransaction, reasonSetLocal,
 	reasonSessionSet, reasonSessionReset, reasonSessionListen, reasonSessionTempTable,
 	reasonSessionAdvisory, reasonSessionPrepare, reasonSessionCursor, reasonSessionLoad,
-	reasonSessionLock, reasonSessionDblink, reasonEmpty, reasonMultiple, reasonUnknown, reasonTooLong,
+	reasonSessionLock, reasonSessionFoundRows, reasonSessionDblink, reasonEmpty, reasonMultiple, reasonUnknown, reasonTooLong,
 }
 
 func knownReason(r string) bool {
@@ -110,7 +110,7 @@ func knownReason(r string) bool {
 // stay inside q.
 func checkLexer(t *testing.T, q string) {
 	t.Helper()
-	for _, mode := range []lexMode{modePG, modePGBackslash, modeMySQL} {
+	for _, mode := range []lexMode{modePG, modePGBackslash, modeMySQL, modeMySQLNoBackslash} {
 		l := newLexer(q, mode)
 		last := 0
 		for n := 0; ; n++ {
@@ -148,8 +148,11 @@ func lexesAs(q string, mode lexMode) bool {
 // any INSERT/UPDATE/DELETE/MERGE word not after '.', or a name from the
 // side-effect table followed by '('. Texts that mention EXPLAIN/DESCRIBE,
 // or do not lex, are skipped.
-func writeToken(q string) (string, bool) {
-	l := newLexer(q, modePG)
+func writeToken(q string) (string, bool) { return writeTokenIn(q, modePG) }
+
+// writeTokenIn is writeToken reading q in mode.
+func writeTokenIn(q string, mode lexMode) (string, bool) {
+	l := newLexer(q, mode)
 	var prev token
 	found := ""
 	for {

@@ -372,10 +372,10 @@ func TestSideEffectTable(t *testing.T) {
 			if got.readOnly {
 				t.Errorf("classify(%q) = %+v, want the primary", q, got)
 			}
-			if want := f.reason; !f.session && f.localArg == 0 && got.reason != want {
+			if want := f.reason; !f.session && f.localArg == 0 && !f.argSession && got.reason != want {
 				t.Errorf("classify(%q).reason = %q, want %q", q, got.reason, want)
 			}
-			if f.session && (!got.sessionState || got.reason != f.sessionReason) {
+			if (f.session || f.argSession) && (!got.sessionState || got.reason != f.sessionReason) {
 				t.Errorf("classify(%q) = %+v, want pinned with %q", q, got, f.sessionReason)
 			}
 		}
@@ -407,8 +407,12 @@ func TestLexerTokens(t *testing.T) {
 			[]tokenKind{tkString, tkWord},
 			[]string{`'a\''`, "b"}},
 		{"`a``b` # c\nd --e f\ng -- h\ni /* j */ k /*!50000 l */", modeMySQL,
-			[]tokenKind{tkQuotedIdent, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
-			[]string{"`a``b`", "d", "g", "i", "k", "l", "*", "/"}},
+			// "--e": two minus signs to MySQL; "-- h": a comment.
+			[]tokenKind{tkQuotedIdent, tkWord, tkOp, tkOp, tkWord, tkWord, tkWord, tkWord, tkWord, tkWord, tkOp, tkOp},
+			[]string{"`a``b`", "d", "-", "-", "e", "f", "g", "i", "k", "l", "*", "/"}},
+		{`'a\' b "c\" d`, modeMySQLNoBackslash,
+			[]tokenKind{tkString, tkWord, tkQuotedIdent, tkWord},
+			[]string{`'a\'`, "b", `"c\"`, "d"}},
 	}
 	for _, tc := range tests {
 		l := newLexer(tc.src, tc.mode)

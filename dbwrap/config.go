@@ -46,7 +46,10 @@ type Config struct {
 	// Dialect supplies the database-specific queries: consistency tokens
 	// (write positions), replica replay positions and lag, and error
 	// classification. Nil picks [Postgres] for the driver names "pgx",
-	// "pgx/v5", "postgres" and "cloudsqlpostgres", and no dialect otherwise.
+	// "pgx/v5", "postgres" and "cloudsqlpostgres", [MariaDB] for "mysql"
+	// (github.com/go-sql-driver/mysql), and no dialect otherwise. Statements
+	// are classified in MySQL's syntax with [MariaDB], or with no dialect and
+	// the driver name "mysql"; in PostgreSQL's otherwise.
 	// Use [NoDialect] to force none: routing still works, but reads after a
 	// write go to the primary for the rest of the request (and, for the same
 	// user, for TokenTTL) and replica lag is not measured.

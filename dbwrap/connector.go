@@ -81,6 +81,12 @@ func newConnector(cs Connectors, cohortSame map[tenant.Cohort][]int, cfg Config)
 	if set.dialect != nil {
 		c.system = set.dialect.System()
 	}
+	// Statements are classified in the server's syntax.
+	if ms, ok := set.dialect.(mysqlSyntaxer); ok {
+		c.classified.mysql = ms.mysqlSyntax()
+	} else if set.dialect == nil || set.dialect.System() == "" {
+		c.classified.mysql = cfg.DriverName == "mysql"
+	}
 	c.drv = &wrapDriver{c: c, inner: cs.Primary.Driver()}
 	c.primary = newServer(0, "primary", TargetPrimary, cs.Primary)
 	c.servers = append(c.servers, c.primary)

@@ -18,8 +18,8 @@ import (
 // Positions are 64-bit and ordered: a replica has replayed a write when its
 // replay position is at least the position read after the write.
 //
-// Implementations must be safe for concurrent use. [Postgres] is the one
-// dbwrap ships.
+// Implementations must be safe for concurrent use. dbwrap ships [Postgres]
+// and [MariaDB].
 type Dialect interface {
 	// System is the OpenTelemetry db.system value, e.g. "postgresql".
 	System() string
@@ -84,6 +84,8 @@ func dialectFor(driverName string) Dialect {
 	switch driverName {
 	case "pgx", "pgx/v5", "pgx/v4", "postgres", "cloudsqlpostgres":
 		return Postgres()
+	case "mysql":
+		return MariaDB()
 	}
 	return nil
 }

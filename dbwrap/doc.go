@@ -12,7 +12,9 @@
 // request (or the user, within the token TTL) wrote and no replica has
 // replayed that write yet. [Explain] says where a statement would go and why.
 //
-// The PostgreSQL specifics (WAL positions as consistency tokens, replay lag,
-// SQLSTATE 25006) sit behind the small [Dialect] interface; routing itself is
-// driver-agnostic.
+// The database specifics sit behind the small [Dialect] interface; routing
+// itself is driver-agnostic. [Postgres] (WAL positions as consistency tokens,
+// replay lag, SQLSTATE 25006) is the default for pgx and lib/pq; [MariaDB]
+// (GTID sequence numbers, SHOW SLAVE STATUS, error 1290, statements read in
+// MySQL's syntax) for github.com/go-sql-driver/mysql.
 package dbwrap

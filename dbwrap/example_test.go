@@ -235,3 +235,59 @@ func ExampleNewRedisTokenStoreConfig() {
 	}
 	defer db.Close()
 }
+
+// MariaDB through github.com/go-sql-driver/mysql: the driver name "mysql"
+// picks the MariaDB dialect (GTID positions for read-your-writes, replica
+// health from SHOW SLAVE STATUS) and MySQL's syntax for classifying
+// statements. sqlx uses '?' placeholders with the name "mysql".
+func ExampleOpen_mariaDB() {
+	db, err := dbwrap.Open(dbwrap.Config{
+		DriverName: "mysql",
+		Primary:    "app@tcp(db-primary:3306)/shop",
+		Replicas:   []string{"app@tcp(db-replica-1:3306)/shop"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	dbx := sqlx.NewDb(db, "mysql")
+	defer dbx.Close()
+	ctx := tenant.NewContext(context.Background(), tenant.Labels{Tenant: "acme"})
+	if _, err := dbx.ExecContext(ctx, "UPDATE carts SET qty = qty + 1 WHERE id = ?", 42); err != nil {
+		log.Print(err)
+	}
+	var qty int
+	_ = dbx.GetContext(ctx, &qty, "SELECT qty FROM carts WHERE id = ?", 42) // sees the update
+}
+
+// Statements for a MySQL or MariaDB server are read in MySQL's syntax.
+// (The example's servers are in-memory stand-ins; see exampleServer.)
+func ExampleExplain_mySQL() {
+	db, err := dbwrap.OpenDB(dbwrap.Connectors{
+		Primary:  exampleServer{},
+		Replicas: []driver.Connector{exampleServer{}},
+	}, dbwrap.Config{DriverName: "mysql", Dialect: dbwrap.NoDialect})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := dbwrap.WaitPolled(ctx, db); err != nil {
+		log.Fatal(err)
+	}
+	for _, q := range []string{
+		"SELECT `name` FROM `products` # , GET_LOCK('x', 1)",
+		"SELECT qty FROM carts WHERE id = ? LOCK IN SHARE MODE",
+		"INSERT INTO carts VALUES (?, 1) ON DUPLICATE KEY UPDATE qty = qty + 1",
+		"SELECT GET_LOCK('nightly-job', 10)",
+		"SELECT @n := @n + 1 FROM carts",
+	} {
+		r, _ := dbwrap.Explain(ctx, db, q)
+		fmt.Println(r.Target, r.Reason)
+	}
+	// Output:
+	// replica read
+	// primary locking-clause
+	// primary write
+	// primary session:advisory-lock
+	// primary session:set
+}

@@ -58,15 +58,23 @@ const (
 	// backslash escapes in '...' strings.
 	modePGBackslash
 	// modeMySQL is MySQL/MariaDB: backslash escapes in '...' and "...",
-	// backtick identifiers, '#' comments, non-nesting /* */ comments whose
+	// backtick identifiers, '#' comments, "-- " comments (the dashes followed
+	// by a blank or a control character), non-nesting /* */ comments whose
 	// /*! form is code, no dollar quoting ('$' is an identifier character).
 	modeMySQL
+	// modeMySQLNoBackslash is MySQL/MariaDB with sql_mode
+	// NO_BACKSLASH_ESCAPES: backslash is an ordinary character in '...' and
+	// "...".
+	modeMySQLNoBackslash
 )
+
+// mysql reports whether the mode is one of MySQL's.
+func (m lexMode) mysql() bool { return m >= modeMySQL }
 
 // ambiguity flags record constructs met while lexing in modePG whose meaning
 // differs in another mode, so classify knows which other readings to check.
 const (
-	ambBackslashString uint8 = 1 << iota // a backslash inside a '...' string: re-read with modePGBackslash and modeMySQL
+	ambBackslashString uint8 = 1 << iota // a backslash inside a '...' string: re-read with modePGBackslash and modeMySQL (in modeMySQL: inside '...' or "...", re-read with modeMySQLNoBackslash)
 	ambMySQL                             // '#', backtick, /*!, nested /*, backslash in "...": re-read with modeMySQL
 	// pgOnly marks a dollar-quoted string: MySQL has none, so the text is
 	// PostgreSQL and is not re-read with modeMySQL (which would take the
@@ -81,7 +89,7 @@ type lexer struct {
 	mode lexMode
 	// hint is set once a comment holding a routing hint has been skipped.
 	hint bool
-	// amb collects ambiguity flags (modePG only).
+	// amb collects ambiguity flags (modePG and modeMySQL).
 	amb uint8
 }
 
@@ -136,18 +144,19 @@ func (l *lexer) next() token {
 			return l.scanToken()
 		}
 		switch {
-		case c == '-' && l.pos+1 < len(src) && src[l.pos+1] == '-':
-			// A comment in every mode. (MySQL reads "--x", without a blank,
-			// as two minus signs; PostgreSQL's reading wins here, since
-			// "--comment" is common in PostgreSQL code and such a MySQL
-			// expression is not.)
+		case c == '-' && l.pos+1 < len(src) && src[l.pos+1] == '-' &&
+			(!l.mode.mysql() || l.pos+2 >= len(src) || src[l.pos+2] <= ' '):
+			// A comment in every mode; MySQL wants a blank or a control
+			// character after the dashes, and reads "--x" as two minus
+			// signs. (When a PostgreSQL text is also read as MySQL, the
+			// PostgreSQL reading sees the comment.)
 			l.lineComment(l.pos + 2)
 			continue
-		case c == '#' && l.mode == modeMySQL:
+		case c == '#' && l.mode.mysql():
 			l.lineComment(l.pos + 1)
 			continue
 		case c == '/' && l.pos+1 < len(src) && src[l.pos+1] == '*':
-			if l.mode == modeMySQL {
+			if l.mode.mysql() {
 				if t, ok := l.mysqlBlockComment(); !ok {
 					return t
 				}
@@ -241,18 +250,18 @@ func (l *lexer) scanToken() token {
 	c := src[start]
 	switch {
 	case c == '\'':
-		return l.quoted(start, start, '\'', l.mode != modePG, tkString)
+		return l.quoted(start, start, '\'', l.mode == modePGBackslash || l.mode == modeMySQL, tkString)
 	case c == '"':
 		return l.quoted(start, start, '"', l.mode == modeMySQL, tkQuotedIdent)
 	case c == '`':
-		if l.mode != modeMySQL {
+		if !l.mode.mysql() {
 			// An operator character to PostgreSQL; MySQL quotes identifiers with it.
 			l.amb |= ambMySQL
 			l.pos++
 			return mkToken(tkOp, start, l.pos)
 		}
 		return l.quoted(start, start, '`', false, tkQuotedIdent)
-	case c == '$' && l.mode != modeMySQL:
+	case c == '$' && !l.mode.mysql():
 		return l.dollar(start)
 	case isIdentStart(c) || c == '$':
 		return l.word(start)
@@ -303,6 +312,10 @@ func (l *lexer) quoted(start, open int, q byte, backslash bool, kind tokenKind) 
 			l.pos = i + 1
 			return mkToken(kind, start, i+1)
 		case c == '\\':
+			if l.mode == modeMySQL && q != '`' {
+				// NO_BACKSLASH_ESCAPES takes it as an ordinary character.
+				l.amb |= ambBackslashString
+			}
 			if l.mode == modePG && !backslash {
 				// Other readings take this backslash as an escape.
 				if q == '\'' {
@@ -333,7 +346,7 @@ func (l *lexer) word(start int) token {
 	for i < len(src) && isIdentCont(src[i]) {
 		i++
 	}
-	if l.mode != modeMySQL && i == start+1 && i < len(src) {
+	if !l.mode.mysql() && i == start+1 && i < len(src) {
 		switch src[start] | 0x20 {
 		case 'e':
 			if src[i] == '\'' {

@@ -10,3 +10,5 @@ type replicaLock struct{}
 
 func lockReplica(testing.TB) *replicaLock     { return &replicaLock{} }
 func (*replicaLock) makeExclusive(testing.TB) {}
+
+func lockReplicaAt(testing.TB, string) *replicaLock { return &replicaLock{} }

@@ -30,17 +30,25 @@ const replicaLockWait = 5 * time.Minute
 // the test.
 type replicaLock struct {
 	f         *os.File
+	file      string
 	exclusive bool
 }
 
 // lockReplica takes the shared lock until the end of the test.
 func lockReplica(t testing.TB) *replicaLock {
 	t.Helper()
-	f, err := os.OpenFile(replicaLockFile, os.O_CREATE|os.O_RDWR, 0o666)
+	return lockReplicaAt(t, replicaLockFile)
+}
+
+// lockReplicaAt is lockReplica on another lock file (the MariaDB replica's:
+// testenv.MariaDBReplicaLockFile).
+func lockReplicaAt(t testing.TB, file string) *replicaLock {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatalf("replica lock: %v", err)
 	}
-	l := &replicaLock{f: f}
+	l := &replicaLock{f: f, file: file}
 	t.Cleanup(func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
@@ -71,10 +79,10 @@ func (l *replicaLock) take(t testing.TB, how int) {
 			return
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			t.Fatalf("replica lock %s: %v", replicaLockFile, err)
+			t.Fatalf("replica lock %s: %v", l.file, err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica lock %s: still held by another test process after %v (one that pauses or stops the shared replica)", replicaLockFile, replicaLockWait)
+			t.Fatalf("replica lock %s: still held by another test process after %v (one that pauses or stops the shared replica)", l.file, replicaLockWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -355,7 +355,8 @@ type Route struct {
 	// Reason is one of the Reason constants or a classifier reason.
 	Reason string
 	// Token is the consistency token the read had to see ("" when none), in
-	// the LSN text form, or "unknown" when the write's position could not be
+	// the LSN text form "HI/LO" (for MariaDB, the GTID sequence number in
+	// that form), or "unknown" when the write's position could not be
 	// read (no dialect, or the query failed): such reads go to the primary.
 	Token string
 }
@@ -408,14 +409,22 @@ const (
 // classifyCache maps query texts to their classification. It is safe for
 // concurrent use.
 type classifyCache struct {
+	mysql bool // classify with classifyMySQL (set before first use)
 	mu    sync.RWMutex
 	m     map[string]statement
 	bytes int
 }
 
+func (cc *classifyCache) classify(query string) statement {
+	if cc.mysql {
+		return classifyMySQL(query)
+	}
+	return classify(query)
+}
+
 func (cc *classifyCache) get(query string) statement {
 	if len(query) > classifyCacheMaxLen {
-		return classify(query)
+		return cc.classify(query)
 	}
 	cc.mu.RLock()
 	st, ok := cc.m[query]
@@ -423,7 +432,7 @@ func (cc *classifyCache) get(query string) statement {
 	if ok {
 		return st
 	}
-	st = classify(query)
+	st = cc.classify(query)
 	cc.mu.Lock()
 	if cc.bytes+len(query) <= classifyCacheMaxBytes {
 		if cc.m == nil {

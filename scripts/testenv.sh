@@ -28,6 +28,7 @@
 #   CANARY_ETCD_PORT         (22379)          CANARY_ETCD_PEER_PORT   (22380)
 #   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
 #   CANARY_PROMETHEUS_PORT   (22390)          CANARY_PROMETHEUS (on; "off" skips it; see testenv-prometheus.sh)
+#   CANARY_MARIADB           (on; "off" skips the MariaDB pair, see scripts/testenv-mariadb.sh)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -586,6 +587,9 @@ ensure_etcd() {
 ensure_redis
 if $ETCD_WANTED; then ensure_etcd; fi
 if $PROM_WANTED; then ensure_prometheus; fi
+# The MariaDB primary + GTID replica (scripts/testenv-mariadb.sh; CANARY_MARIADB=off skips it).
+TESTENV_SOURCED=1 source "$(dirname "${BASH_SOURCE[0]}")/testenv-mariadb.sh"
+if [[ "${CANARY_MARIADB:-on}" != off ]]; then ensure_mariadb; fi
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock

@@ -66,6 +66,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 
 	st, desc, err := openStore(ctx, storeConfig{
 		sqlitePath: cfg.dbPath, pgPrimary: cfg.pgPrimary, pgReplica: cfg.pgReplica,
+		myPrimary: cfg.myPrimary, myReplica: cfg.myReplica,
 		redis: rdb, meter: tel.meter,
 	})
 	if err != nil {

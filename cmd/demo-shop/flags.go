@@ -20,6 +20,8 @@ type config struct {
 	planFile  string // "" means the embedded plan.yaml
 	pgPrimary string
 	pgReplica string
+	myPrimary string // MySQL/MariaDB primary DSN (go-sql-driver/mysql)
+	myReplica string
 	redisAddr string
 	fleet     string // Redis key prefix of the fleet-wide kill switch (with -redis)
 	adminTok  string // bearer token of the admin POSTs ("" read-only)
@@ -35,18 +37,20 @@ var (
 
 // flagEnv names the environment variable of each flag.
 var flagEnv = map[string]string{
-	"http":        "DEMO_SHOP_HTTP",
-	"grpc":        "DEMO_SHOP_GRPC",
-	"admin":       "DEMO_SHOP_ADMIN",
-	"db":          "DEMO_SHOP_DB",
-	"plan":        "DEMO_SHOP_PLAN",
-	"pg-primary":  "DEMO_SHOP_PG_PRIMARY",
-	"pg-replica":  "DEMO_SHOP_PG_REPLICA",
-	"redis":       "DEMO_SHOP_REDIS",
-	"fleet":       "DEMO_SHOP_FLEET",
-	"admin-token": "DEMO_SHOP_ADMIN_TOKEN",
-	"etcd":        "DEMO_SHOP_ETCD",
-	"etcd-prefix": "DEMO_SHOP_ETCD_PREFIX",
+	"http":          "DEMO_SHOP_HTTP",
+	"grpc":          "DEMO_SHOP_GRPC",
+	"admin":         "DEMO_SHOP_ADMIN",
+	"db":            "DEMO_SHOP_DB",
+	"plan":          "DEMO_SHOP_PLAN",
+	"pg-primary":    "DEMO_SHOP_PG_PRIMARY",
+	"pg-replica":    "DEMO_SHOP_PG_REPLICA",
+	"mysql-primary": "DEMO_SHOP_MYSQL_PRIMARY",
+	"mysql-replica": "DEMO_SHOP_MYSQL_REPLICA",
+	"redis":         "DEMO_SHOP_REDIS",
+	"fleet":         "DEMO_SHOP_FLEET",
+	"admin-token":   "DEMO_SHOP_ADMIN_TOKEN",
+	"etcd":          "DEMO_SHOP_ETCD",
+	"etcd-prefix":   "DEMO_SHOP_ETCD_PREFIX",
 }
 
 // parseFlags reads args, with the DEMO_SHOP_* environment variables as
@@ -68,6 +72,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.planFile, "plan", env("plan", ""), "rollout plan `file`, watched for changes (env DEMO_SHOP_PLAN); default: the embedded cmd/demo-shop/plan.yaml")
 	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)")
 	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)")
+	fs.StringVar(&c.myPrimary, "mysql-primary", env("mysql-primary", ""), "MySQL/MariaDB primary `DSN` (go-sql-driver/mysql form, user@tcp(host:port)/db), instead of SQLite (env DEMO_SHOP_MYSQL_PRIMARY)")
+	fs.StringVar(&c.myReplica, "mysql-replica", env("mysql-replica", ""), "MariaDB GTID replica `DSN`; needs -mysql-primary (env DEMO_SHOP_MYSQL_REPLICA)")
 	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
 	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)")
 	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", builtinAdminToken), "bearer `token` the admin POSTs need (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only; the built-in default is refused when a listener is beyond loopback")
@@ -104,7 +110,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.pgReplica != "" && c.pgPrimary == "" {
 		return c, fmt.Errorf("-pg-replica (or %s) needs -pg-primary", flagEnv["pg-replica"])
 	}
-	if c.pgPrimary == "" && strings.TrimSpace(c.dbPath) == "" {
+	if c.myReplica != "" && c.myPrimary == "" {
+		return c, fmt.Errorf("-mysql-replica (or %s) needs -mysql-primary", flagEnv["mysql-replica"])
+	}
+	if c.myPrimary != "" && c.pgPrimary != "" {
+		return c, fmt.Errorf("-mysql-primary and -pg-primary: choose one database")
+	}
+	if c.pgPrimary == "" && c.myPrimary == "" && strings.TrimSpace(c.dbPath) == "" {
 		return c, fmt.Errorf("-db (or %s): empty path", flagEnv["db"])
 	}
 	if c.redisAddr != "" && !strings.Contains(c.redisAddr, "://") {

@@ -19,6 +19,8 @@
 //	-plan FILE        rollout plan file, watched (DEMO_SHOP_PLAN, default: the embedded plan.yaml)
 //	-pg-primary DSN   PostgreSQL primary instead of SQLite (DEMO_SHOP_PG_PRIMARY)
 //	-pg-replica DSN   PostgreSQL streaming replica (DEMO_SHOP_PG_REPLICA)
+//	-mysql-primary DSN  MySQL/MariaDB primary instead of SQLite (DEMO_SHOP_MYSQL_PRIMARY)
+//	-mysql-replica DSN  MariaDB GTID replica (DEMO_SHOP_MYSQL_REPLICA)
 //	-redis ADDR       Redis for the fallback cache and the read-your-writes tokens (DEMO_SHOP_REDIS)
 //
 // Once listening it prints one line on stdout,

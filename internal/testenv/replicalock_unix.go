@@ -24,7 +24,7 @@ var ReplicaLockFile = filepath.Join(os.TempDir(), "canary-pg-replica.lock")
 // in one process can deadlock an upgrade to exclusive.
 func LockReplicaShared(t testing.TB) {
 	t.Helper()
-	lockReplica(t, syscall.LOCK_SH, "held exclusively by another test process")
+	lockReplica(t, ReplicaLockFile, syscall.LOCK_SH, "held exclusively by another test process")
 }
 
 // LockReplicaExclusive holds the replica lock exclusively until the end of
@@ -35,12 +35,23 @@ func LockReplicaShared(t testing.TB) {
 // LockReplicaShared applies: one hold per test.
 func LockReplicaExclusive(t testing.TB) {
 	t.Helper()
-	lockReplica(t, syscall.LOCK_EX, "held by another test process")
+	lockReplica(t, ReplicaLockFile, syscall.LOCK_EX, "held by another test process")
 }
 
-func lockReplica(t testing.TB, how int, heldBy string) {
+// lockFile holds the flock(2) lock of path, exclusive or shared, until the
+// end of the test.
+func lockFile(t testing.TB, path string, exclusive bool) {
 	t.Helper()
-	f, err := os.OpenFile(ReplicaLockFile, os.O_CREATE|os.O_RDWR, 0o666)
+	if exclusive {
+		lockReplica(t, path, syscall.LOCK_EX, "held by another test process")
+		return
+	}
+	lockReplica(t, path, syscall.LOCK_SH, "held exclusively by another test process")
+}
+
+func lockReplica(t testing.TB, path string, how int, heldBy string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatalf("replica lock: %v", err)
 	}
@@ -55,10 +66,10 @@ func lockReplica(t testing.TB, how int, heldBy string) {
 			return
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			t.Fatalf("replica lock %s: %v", ReplicaLockFile, err)
+			t.Fatalf("replica lock %s: %v", path, err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica lock %s: still %s after 5m", ReplicaLockFile, heldBy)
+			t.Fatalf("replica lock %s: still %s after 5m", path, heldBy)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
