@@ -236,6 +236,7 @@
         const b = document.createElement('button');
         b.type = 'button'; b.className = 'rollback danger'; b.textContent = 'Roll back to ' + e.version;
         b.dataset.version = e.version;
+        b.id = 'rollback-' + e.version;
         b.onclick = () => rollback(e.version);
         td.append(b);
       } else {
