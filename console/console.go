@@ -93,8 +93,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	if strings.HasSuffix(p, "/ui") {
-		// Relative, so that it works under any prefix and http.StripPrefix.
-		http.Redirect(w, r, "ui/", http.StatusMovedPermanently)
+		// Relative, so that it works under any prefix and http.StripPrefix
+		// (http.Redirect would make it absolute from the stripped path).
+		hd.Set("Location", "ui/")
+		w.WriteHeader(http.StatusFound)
 		return
 	}
 	name := ""

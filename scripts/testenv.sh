@@ -25,6 +25,8 @@
 #   CANARY_PG_DATABASE       (canary_test)    CANARY_REDIS_PORT       (6379)
 #   CANARY_ETCD_PORT         (22379)          CANARY_ETCD_PEER_PORT   (22380)
 #   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
+#   CANARY_CHROMIUM, CANARY_BROWSER  see scripts/testenv-chromium.sh (headless
+#                            Chromium for the console's tests, installed when missing)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -578,6 +580,9 @@ ensure_etcd() {
 # ---------------------------------------------------------------- main
 ensure_redis
 if $ETCD_WANTED; then ensure_etcd; fi
+# The console's browser tests: headless Chromium (installed when missing).
+source "$(dirname "${BASH_SOURCE[0]}")/testenv-chromium.sh"
+ensure_chromium
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock
