@@ -241,12 +241,18 @@ func TestConsolePageLoads(t *testing.T) {
 func TestConsoleChartMoves(t *testing.T) {
 	f := newFixture(t)
 	f.open(t)
-	f.waitPoints(t, 2)
-	before := f.polyline(t, "chart-fail", "line-canary")
-	// Canary fails 30 % of the time and is slow; stable is fast and fine.
+	// Healthy traffic on both: the lines lie together near zero.
 	ctx := context.Background()
-	for i := range 200 {
-		f.e.RecordOutcome(ctx, tenant.Canary, i%10 < 3, 80*time.Millisecond)
+	for range 100 {
+		f.e.RecordOutcome(ctx, tenant.Canary, false, 10*time.Millisecond)
+		f.e.RecordOutcome(ctx, tenant.Stable, false, 10*time.Millisecond)
+	}
+	f.waitText(t, "fig-canary", "100 req, 0.00% failed")
+	f.waitPoints(t, f.points(t)+3)
+	before := f.polyline(t, "chart-fail", "line-canary")
+	// Then the canary fails 60 % of the time and is slow; stable stays fine.
+	for i := range 100 {
+		f.e.RecordOutcome(ctx, tenant.Canary, i%10 < 6, 80*time.Millisecond)
 		f.e.RecordOutcome(ctx, tenant.Stable, false, 10*time.Millisecond)
 	}
 	got := f.waitText(t, "fig-canary", "200 req, 30.00% failed")
@@ -267,6 +273,7 @@ func TestConsoleChartMoves(t *testing.T) {
 	if m := f.msgs.errors(); len(m) > 0 {
 		t.Errorf("console errors: %v", m)
 	}
+	f.waitPoints(t, f.points(t)+2)
 	f.screenshot(t, "live-panel", "chart")
 }
 
@@ -407,17 +414,24 @@ func (f *fixture) polyline(t *testing.T, chart, line string) string {
 	return pts
 }
 
+// points is how many points the failure chart has.
+func (f *fixture) points(t *testing.T) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.tab, 5*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('chart-fail').dataset.points || '0'`))
+	if err != nil {
+		t.Fatalf("points of the chart: %v", err)
+	}
+	var k int
+	_, _ = fmt.Sscan(got, &k)
+	return k
+}
+
 // waitPoints waits until the failure chart has n points.
 func (f *fixture) waitPoints(t *testing.T, n int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d points on the chart", n), func() bool {
-		ctx, cancel := context.WithTimeout(f.tab, 5*time.Second)
-		defer cancel()
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('chart-fail').dataset.points || '0'`))
-		var k int
-		_, _ = fmt.Sscan(got, &k)
-		return err == nil && k >= n
-	})
+	waitFor(t, time.Duration(n+3)*time.Second, fmt.Sprintf("%d points on the chart", n), func() bool { return f.points(t) >= n })
 }
 
 // lastY is the y of a polyline's last point (smaller is higher).

@@ -579,6 +579,11 @@ func TestWalkthrough(t *testing.T) {
 		}
 		want(t, "acme after the trip", p.do("GET", "/products/1", "", "X-Tenant-ID: acme"), 200, tenant.Stable, tenant.ReasonGuard, "stable")
 
+		// The console shows the trip on the admin listener, and only reads.
+		if a := p.adminDo("GET", "/admin/canary/ui/", ""); a.status != http.StatusOK || !strings.Contains(a.raw, "tripped") ||
+			a.header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET /admin/canary/ui/ after the trip: %d %v %.200s", a.status, a.header, a.raw)
+		}
 		if a := p.adminDo("POST", "/admin/canary", `{"action":"rearm"}`); a.status != http.StatusUnauthorized {
 			t.Errorf("rearm without the token: %d %s, want 401", a.status, a.raw)
 		}

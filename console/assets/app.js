@@ -4,7 +4,7 @@
 (function () {
   const base = location.pathname.replace(/\/ui\/[^/]*$/, '');
   const $ = (id) => document.getElementById(id);
-  const maxPoints = 120;
+  const maxPoints = 60;
   const samples = [];
   let token = '';
   let current = null; // the store's current version, from the last plan load
