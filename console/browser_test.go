@@ -399,6 +399,26 @@ func TestConsoleRollback(t *testing.T) {
 	if msg := f.waitText(t, "plan-msg", "409"); !strings.Contains(msg, "version_conflict") {
 		t.Errorf("stale rollback: %q", msg)
 	}
+	if p, _ := f.store.Get(t.Context()); p.Version != 4 {
+		t.Fatalf("a refused rollback wrote version %d", p.Version)
+	}
+
+	// Apply from the page: an invalid plan is refused with the parser's
+	// line-numbered message and writes nothing; a valid one is written.
+	f.do(t, "reload", chromedp.Click(chromedp.ID("plan-load")))
+	f.waitText(t, "plan-msg", "plan version 4 loaded")
+	f.do(t, "an invalid plan", chromedp.SetValue(chromedp.ID("apply-yaml"), "salt: x\ncanary_percent: 250\n"))
+	f.confirm(t, "apply-btn", "confirm-ok")
+	if msg := f.waitText(t, "plan-msg", "422"); !strings.Contains(msg, "line 2") || !strings.Contains(msg, "canary_percent") {
+		t.Errorf("invalid apply: %q, want the line and key", msg)
+	}
+	f.do(t, "a valid plan", chromedp.SetValue(chromedp.ID("apply-yaml"), planText(5)), chromedp.SetValue(chromedp.ID("apply-note"), "five"))
+	f.confirm(t, "apply-btn", "confirm-ok")
+	f.waitText(t, "plan-msg", "applied: version 5")
+	if p, _ := f.store.Get(t.Context()); p.Version != 5 || p.Note != "five" || string(p.Data) != planText(5) {
+		t.Errorf("store after apply: version %d note %q", p.Version, p.Note)
+	}
+	waitFor(t, 5*time.Second, "the engine runs the applied plan", func() bool { return f.e.Status().Plan.CanaryPercent == 5 })
 }
 
 // polyline returns the points of the chart's line.

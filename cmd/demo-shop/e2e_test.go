@@ -626,6 +626,33 @@ func TestWalkthrough(t *testing.T) {
 			}
 		}
 	})
+
+	// Last: an open console (its event stream) does not hold the shop's stop.
+	t.Run("console stream at stop", func(t *testing.T) {
+		resp, err := http.Get(p.adminURL + "/admin/canary/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the event stream: %v", err)
+			}
+			if strings.HasPrefix(line, "data: {") {
+				break
+			}
+		}
+		start := time.Now()
+		p.stop()
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the shop took %v to stop with a console open, want well under its 10 s grace", d)
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Logf("stream end: %v", err)
+		}
+	})
 }
 
 func TestBadStart(t *testing.T) {
