@@ -308,6 +308,7 @@ func TestConsoleKillSwitch(t *testing.T) {
 	}
 	f.waitText(t, "kill-state", "ON")
 	f.waitText(t, "kill-sources", "operator")
+	f.waitText(t, "kill-now", "ON, held by operator")
 	var rec *otellog.Record
 	for _, r := range f.audit.records() {
 		if r.EventName() == canary.EventKillSwitchChange && attr(r, "canary.admin.action") == "kill_switch.on" &&

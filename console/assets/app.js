@@ -92,6 +92,9 @@
     const k = $('kill-state');
     k.textContent = ks.on ? 'ON' : 'off';
     k.className = 'badge ' + (ks.on ? 'on' : 'off');
+    const now = $('kill-now');
+    now.textContent = ks.on ? 'ON, held by ' + ks.sources.join(', ') : 'off';
+    now.className = k.className;
     $('kill-sources').textContent = ks.on ? 'held by ' + ks.sources.join(', ') + ' (reason ' + ks.reason + ')' : '';
     const f = s.fleet;
     $('fleet').textContent = f ? (f.on ? 'ON by ' + f.actor + ': ' + f.reason : 'off') + (f.pending ? ' (pending)' : '') + (f.error ? ' — ' + f.error : '') : 'none';
@@ -174,9 +177,9 @@
     const r = await api('POST', '', { action, note: $('kill-note').value, author: 'console' });
     if (r.status === 200 || r.status === 202) {
       showStatus(r.json);
-      say(msg, action + ': done' + (r.status === 202 ? ' here; the fleet is written when Redis answers' : ''), 'good');
+      say(msg, (action === 'rearm' ? 'guard re-arm' : 'kill switch ' + action) + ': done' + (r.status === 202 ? ' here; the fleet is written when Redis answers' : ''), 'good');
     } else {
-      say(msg, action + ': ' + errText(r), 'bad');
+      say(msg, (action === 'rearm' ? 'guard re-arm' : 'kill switch ' + action) + ': ' + errText(r), 'bad');
     }
   }
 
