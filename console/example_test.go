@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 
@@ -14,7 +15,7 @@ import (
 func Example() {
 	eng, err := canary.New()
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	defer eng.Close()
 	admin := http.NewServeMux()
