@@ -198,3 +198,29 @@ func TestAdminConsoleRoutes(t *testing.T) {
 		t.Errorf("GET /ui/admin/canary: %d %q", rec.Code, truncate(rec.Body.String(), 100))
 	}
 }
+
+// BenchmarkAdminEvent is the work of one event of a stream (once a second
+// per open console): the status, redacted, encoded; Status alone is the
+// baseline.
+func BenchmarkAdminEvent(b *testing.B) {
+	e := newTestEngine(b, "salt: bench\ncanary_percent: 5\nguard:\n  enabled: true\n")
+	for i := range 1000 {
+		e.RecordOutcome(context.Background(), tenant.Canary, i%10 == 0, time.Duration(i)*time.Microsecond)
+		e.RecordOutcome(context.Background(), tenant.Stable, false, time.Duration(i)*time.Microsecond)
+	}
+	h := AdminHandler(e).(*adminHandler)
+	b.Run("status", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = e.Status()
+		}
+	})
+	b.Run("event", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := h.redactedStatusJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
