@@ -23,6 +23,9 @@ find_chromium() {
 ensure_chromium() {
 	[[ "${CANARY_BROWSER:-on}" == off ]] && { log "CANARY_BROWSER=off: no browser"; return 0; }
 	local bin
+	if [[ -n "${CANARY_CHROMIUM:-}" ]] && ! command -v "$CANARY_CHROMIUM" >/dev/null 2>&1; then
+		die "CANARY_CHROMIUM=$CANARY_CHROMIUM is not an executable browser"
+	fi
 	if ! bin=$(find_chromium); then
 		if $IS_ROOT; then
 			local t0; t0=$(now_us)
