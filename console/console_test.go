@@ -66,7 +66,7 @@ func TestHandler(t *testing.T) {
 	rec := get(http.MethodGet, "/x/ui/")
 	body := rec.Body.String()
 	for _, want := range []string{`id="plan-version">3<`, "12.5 %", `class="badge on">ON<`, "held by guard (reason guard)",
-		"tripped", "failure-rate: canary 20.0% &lt;b&gt;"} {
+		"tripped", "failure-rate: canary 20.0% &lt;b&gt;", "over the guard's window (10s)"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}

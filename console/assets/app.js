@@ -99,6 +99,7 @@
     const f = s.fleet;
     $('fleet').textContent = f ? (f.on ? 'ON by ' + f.actor + ': ' + f.reason : 'off') + (f.pending ? ' (pending)' : '') + (f.error ? ' — ' + f.error : '') : 'none';
     const g = s.guard;
+    $('window-label').textContent = g.enabled ? "over the guard's window (" + g.window + '), one point a second' : 'the guard is off: no figures';
     const gs = $('guard-state');
     if (g.enabled) {
       gs.replaceChildren(g.tripped ? badge('tripped', 'on') : badge('armed', 'ok'), document.createTextNode(' '),
