@@ -299,7 +299,7 @@ func TestConsoleKillSwitch(t *testing.T) {
 	if f.e.Status().KillSwitch.On {
 		t.Fatal("the kill switch turned on though the operator cancelled")
 	}
-	f.do(t, "note", chromedp.SetValue(chromedp.ID("kill-note"), "bad deploy"))
+	f.do(t, "note", chromedp.SetValue(chromedp.ID("kill-note"), "bad deploy"), chromedp.SetValue(chromedp.ID("author"), "ana"))
 	f.confirm(t, "kill-on", "confirm-ok")
 	f.waitText(t, "action-msg", "on: done")
 	ks := f.e.Status().KillSwitch
@@ -316,8 +316,8 @@ func TestConsoleKillSwitch(t *testing.T) {
 			rec = &r
 		}
 	}
-	if rec == nil || attr(*rec, "canary.admin.note") != "bad deploy" || attr(*rec, "canary.admin.author") != "console" {
-		t.Errorf("no audit record kill_switch.on done by console with the note: %v", f.audit.records())
+	if rec == nil || attr(*rec, "canary.admin.note") != "bad deploy" || attr(*rec, "canary.admin.author") != "ana" {
+		t.Errorf("no audit record kill_switch.on done by ana with the note: %v", f.audit.records())
 	}
 	f.screenshot(t, "actions", "kill-switch")
 	f.confirm(t, "kill-off", "confirm-ok")

@@ -28,6 +28,10 @@
     return { status: res.status, json };
   }
 
+  // author is who the audit records: what the operator typed, else "console"
+  // (the token proves the caller may act, not who they are).
+  function author() { return $('author').value.trim() || 'console'; }
+
   function errText(r) {
     const j = r.json || {};
     let s = (r.status ? r.status + ' ' : '') + (j.code ? j.code + ': ' : '') + (j.error || 'error');
@@ -175,7 +179,7 @@
   async function kill(action, text) {
     const msg = $('action-msg');
     if (!(await confirmAction(text))) { say(msg, action + ': cancelled'); return; }
-    const r = await api('POST', '', { action, note: $('kill-note').value, author: 'console' });
+    const r = await api('POST', '', { action, note: $('kill-note').value, author: author() });
     if (r.status === 200 || r.status === 202) {
       showStatus(r.json);
       say(msg, (action === 'rearm' ? 'guard re-arm' : 'kill switch ' + action) + ': done' + (r.status === 202 ? ' here; the fleet is written when Redis answers' : ''), 'good');
@@ -275,7 +279,7 @@
     if (!(await confirmAction('Roll the plan back to version ' + v + ' (the store is at ' + current + ')? Every engine follows it.'))) {
       say(msg, 'rollback: cancelled'); return;
     }
-    const r = await api('POST', '/plan/rollback', { to: v, expect_version: current, note: 'console rollback to ' + v, author: 'console' });
+    const r = await api('POST', '/plan/rollback', { to: v, expect_version: current, note: 'console rollback to ' + v, author: author() });
     if (r.status !== 200) { say(msg, 'rollback: ' + errText(r), 'bad'); return; }
     await loadPlan();
     say(msg, 'rolled back to version ' + v + ': now version ' + r.json.version, 'good');
@@ -286,7 +290,7 @@
     if (!(await confirmAction('Apply this plan on top of version ' + current + '? Every engine follows it.'))) {
       say(msg, 'apply: cancelled'); return;
     }
-    const body = { plan: $('apply-yaml').value, note: $('apply-note').value, author: 'console' };
+    const body = { plan: $('apply-yaml').value, note: $('apply-note').value, author: author() };
     if (current !== null) body.expect_version = current;
     const r = await api('POST', '/plan/apply', body);
     if (r.status !== 200) { say(msg, 'apply: ' + errText(r), 'bad'); return; }
