@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/reqcanary/canary/console"
 )
 
 // MaxAdminNoteLen is the longest note a POST to the [AdminHandler] accepts,
@@ -26,7 +28,8 @@ type AdminOption interface {
 }
 
 type adminConfig struct {
-	token []byte // sha256 of the token; nil: read-only
+	token      []byte // sha256 of the token; nil: read-only
+	maxStreams int    // concurrent event streams
 }
 
 type adminOptionFunc func(*adminConfig)
@@ -80,9 +83,20 @@ func WithAdminToken(token string) AdminOption {
 //     expected version is 409 naming both versions, an invalid plan 422
 //     with the parser's line-numbered message, an unknown version 404, the
 //     store unreachable 503; without a store these routes answer 404;
-//   - GET …/explain?tenant=T&user=U answers [Engine.Explain].
+//   - GET …/explain?tenant=T&user=U answers [Engine.Explain];
+//   - GET …/events is a Server-Sent Events stream: an event "status" at
+//     once and every second after, its data the status as the GET answers
+//     it without a token (an EventSource cannot send one). It ends when the
+//     client goes or the engine is closed; at most [WithAdminMaxStreams]
+//     streams at once (one more is 503, code AdminCodeTooManyStreams);
+//   - GET …/ui/ is the operator's web console (package console): the
+//     overview, a live chart of canary against stable (from …/events), the
+//     plan with its history, diffs, apply and rollback, explain, and the
+//     kill switch. It is read-only by itself: its script calls the routes
+//     above with the token the operator types in, so its actions are the
+//     API's, checked and audited alike.
 //
-// Every route but the status GET needs the bearer token of [WithAdminToken]
+// Every route but the status GET, the events and the console needs the bearer token of [WithAdminToken]
 // (the plan's text holds its salt, and explain tells who is canary): 401
 // without it or with a wrong one, 403 when the handler has no token
 // (read-only). Errors are JSON: {"error": "…", "field": "…", "code": "…"}
@@ -95,18 +109,22 @@ func WithAdminToken(token string) AdminOption {
 // A nil engine gives a handler that answers 500. The handler is safe for
 // concurrent use.
 func AdminHandler(e *Engine, opts ...AdminOption) http.Handler {
-	c := &adminConfig{}
+	c := &adminConfig{maxStreams: DefaultAdminMaxStreams}
 	for _, o := range opts {
 		if o != nil {
 			o.applyAdmin(c)
 		}
 	}
-	return &adminHandler{e: e, cfg: c}
+	h := &adminHandler{e: e, cfg: c, streams: make(chan struct{}, c.maxStreams)}
+	h.ui = console.Handler(console.Config{Status: h.redactedStatusJSON})
+	return h
 }
 
 type adminHandler struct {
-	e   *Engine
-	cfg *adminConfig
+	e       *Engine
+	cfg     *adminConfig
+	streams chan struct{} // a slot per event stream being served
+	ui      http.Handler  // the console (package console), under …/ui/
 }
 
 var _ http.Handler = (*adminHandler)(nil)
@@ -122,6 +140,14 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if h.e == nil {
 		adminError(w, http.StatusInternalServerError, "canary.AdminHandler: nil engine", "")
+		return
+	}
+	if console.Owns(r.URL.Path) {
+		h.ui.ServeHTTP(w, r) // read-only; its script calls the routes below
+		return
+	}
+	if strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/events") {
+		h.serveEvents(w, r) // admin_events.go
 		return
 	}
 	if rt, method := routeOf(r.URL.Path); rt != routeStatus {

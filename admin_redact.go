@@ -20,15 +20,24 @@ func (h *adminHandler) writeStatus(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s)
 		return
 	}
-	b, err := json.Marshal(s)
+	m, err := redactedStatus(s)
 	if err != nil {
 		adminError(w, http.StatusInternalServerError, "encoding the status: "+err.Error(), "")
 		return
 	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// redactedStatus is s as a JSON object without [redactedFields], which it
+// lists under "redacted".
+func redactedStatus(s Status) (map[string]any, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		adminError(w, http.StatusInternalServerError, "encoding the status: "+err.Error(), "")
-		return
+		return nil, err
 	}
 	if plan, ok := m["plan"].(map[string]any); ok {
 		delete(plan, "salt")
@@ -37,5 +46,5 @@ func (h *adminHandler) writeStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m["redacted"] = redactedFields
-	writeJSON(w, http.StatusOK, m)
+	return m, nil
 }

@@ -41,9 +41,10 @@ type Engine struct {
 	mw      func(http.Handler) http.Handler
 	watcher *watcher // nil without a plan file
 
-	life    sync.Mutex // serialises Start and Close
-	started bool       // Start succeeded; under life
-	closed  bool       // Close was called; under life
+	life    sync.Mutex    // serialises Start and Close
+	started bool          // Start succeeded; under life
+	closed  bool          // Close was called; under life
+	done    chan struct{} // closed by Close: ends the admin handler's event streams
 
 	sig  signing     // signed decisions (sign.go)
 	cons consistency // consistency tokens (consistency.go)
@@ -100,7 +101,7 @@ func newEngine(opts []Option, getenv func(string) string, tolerant bool) (*Engin
 		return nil, errors.Join(cfg.errs...)
 	}
 
-	e := &Engine{hasher: hasher, log: cfg.logger}
+	e := &Engine{hasher: hasher, log: cfg.logger, done: make(chan struct{})}
 	e.counter, err = cfg.meter.Meter(instrumentationName).Int64Counter("canary.override.untrusted",
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Override headers ignored because the peer is not trusted"))
@@ -244,6 +245,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	close(e.done)
 	if e.started && e.watcher != nil {
 		e.watcher.stop()
 	}

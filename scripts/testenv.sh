@@ -29,6 +29,8 @@
 #   CANARY_ETCD              (on; "off" skips etcd and prints no CANARY_ETCD_ENDPOINTS)
 #   CANARY_PROMETHEUS_PORT   (22390)          CANARY_PROMETHEUS (on; "off" skips it; see testenv-prometheus.sh)
 #   CANARY_MARIADB           (on; "off" skips the MariaDB pair, see scripts/testenv-mariadb.sh)
+#   CANARY_CHROMIUM, CANARY_BROWSER  see scripts/testenv-chromium.sh (headless
+#                            Chromium for the console's tests, installed when missing)
 #   CANARY_TESTENV_TIMEOUT   (60, seconds per wait)
 #   CANARY_TESTENV_STREAM_TIMEOUT (20, seconds to wait for streaming before
 #                            the replica is declared broken and recreated)
@@ -590,6 +592,9 @@ if $PROM_WANTED; then ensure_prometheus; fi
 # The MariaDB primary + GTID replica (scripts/testenv-mariadb.sh; CANARY_MARIADB=off skips it).
 TESTENV_SOURCED=1 source "$(dirname "${BASH_SOURCE[0]}")/testenv-mariadb.sh"
 if [[ "${CANARY_MARIADB:-on}" != off ]]; then ensure_mariadb; fi
+# The console's browser tests: headless Chromium (installed when missing).
+source "$(dirname "${BASH_SOURCE[0]}")/testenv-chromium.sh"
+ensure_chromium
 ensure_primary
 
 # Tests running elsewhere (another shell's `make test`) hold the replica lock

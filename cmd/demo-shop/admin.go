@@ -19,6 +19,8 @@ import (
 //	POST /admin/canary {"action":"on"|"off"|"rearm"}   (Authorization: Bearer <-admin-token>)
 //	GET  /admin/canary/explain?tenant=T&user=U         (token)
 //	     /admin/canary/plan[/history|/diff|/apply|/rollback]  with -etcd (token)
+//	GET  /admin/canary/events                          the status every second (Server-Sent Events)
+//	GET  /admin/canary/ui/                             the operator's web console (actions need the token)
 //	GET  /admin/pricing                 the modes of both pricing versions
 //	POST /admin/pricing/{version}?mode=ok|slow|fail    (Authorization: Bearer <-admin-token>)
 //
@@ -29,7 +31,7 @@ func newAdminHandler(eng *canary.Engine, pricing *pricingClient, tel *telemetry,
 	r.Handle("/metrics", promhttp.HandlerFor(tel.registry, promhttp.HandlerOpts{Registry: prometheus.Registerer(tel.registry)}))
 	ca := canary.AdminHandler(eng, canary.WithAdminToken(adminToken))
 	r.Handle("/admin/canary", ca)
-	r.Handle("/admin/canary/*", ca) // plan routes and explain (canaryctl --server)
+	r.Handle("/admin/canary/*", ca) // plan routes and explain (canaryctl --server), events, the console (ui/)
 	r.Get("/admin/pricing", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{
 			"stable": pricing.stable.getMode(), "canary": pricing.canary.getMode()})

@@ -135,6 +135,10 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// An open console holds an event stream that Shutdown would wait for:
+	// closing the engine ends them (it keeps deciding; the public listener is
+	// shut down before this one).
+	a.adminSrv.RegisterOnShutdown(func() { _ = eng.Close() })
 	a.grpcSrv = newGRPCServer(sh, eng, tel)
 	a.serve(func() error {
 		if err := a.httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {

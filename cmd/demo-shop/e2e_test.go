@@ -579,6 +579,11 @@ func TestWalkthrough(t *testing.T) {
 		}
 		want(t, "acme after the trip", p.do("GET", "/products/1", "", "X-Tenant-ID: acme"), 200, tenant.Stable, tenant.ReasonGuard, "stable")
 
+		// The console shows the trip on the admin listener, and only reads.
+		if a := p.adminDo("GET", "/admin/canary/ui/", ""); a.status != http.StatusOK || !strings.Contains(a.raw, "tripped") ||
+			a.header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET /admin/canary/ui/ after the trip: %d %v %.200s", a.status, a.header, a.raw)
+		}
 		if a := p.adminDo("POST", "/admin/canary", `{"action":"rearm"}`); a.status != http.StatusUnauthorized {
 			t.Errorf("rearm without the token: %d %s, want 401", a.status, a.raw)
 		}
@@ -619,6 +624,33 @@ func TestWalkthrough(t *testing.T) {
 			if !strings.Contains(a.raw, name) {
 				t.Errorf("/metrics has no %s", name)
 			}
+		}
+	})
+
+	// Last: an open console (its event stream) does not hold the shop's stop.
+	t.Run("console stream at stop", func(t *testing.T) {
+		resp, err := http.Get(p.adminURL + "/admin/canary/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the event stream: %v", err)
+			}
+			if strings.HasPrefix(line, "data: {") {
+				break
+			}
+		}
+		start := time.Now()
+		p.stop()
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the shop took %v to stop with a console open, want well under its 10 s grace", d)
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Logf("stream end: %v", err)
 		}
 	})
 }

@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stderr, "demo-shop: database %s; plan %s; try: curl -H 'X-Tenant-ID: acme' http://%s/products\n",
 		app.dbDesc, cfg.planDesc(), app.httpAddr)
 	fmt.Fprintf(stderr, "demo-shop: admin API and /metrics on http://%s (%s)\n", app.adminAddr, tokenDesc(cfg.adminTok))
+	fmt.Fprintf(stderr, "demo-shop: console on http://%s/admin/canary/ui/ (read-only until you give it the admin token)\n", app.adminAddr)
 
 	var serveErr error
 	select {
