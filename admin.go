@@ -28,8 +28,9 @@ type AdminOption interface {
 }
 
 type adminConfig struct {
-	token      []byte // sha256 of the token; nil: read-only
-	maxStreams int    // concurrent event streams
+	ramp       RampActor // WithAdminRamp; nil: the ramp routes answer 404
+	token      []byte    // sha256 of the token; nil: read-only
+	maxStreams int       // concurrent event streams
 }
 
 type adminOptionFunc func(*adminConfig)
@@ -84,6 +85,9 @@ func WithAdminToken(token string) AdminOption {
 //     with the parser's line-numbered message, an unknown version 404, the
 //     store unreachable 503; without a store these routes answer 404;
 //   - GET …/explain?tenant=T&user=U answers [Engine.Explain];
+//   - with a ramp controller ([WithAdminRamp]): GET …/ramp (its status) and
+//     POST …/ramp/{start,pause,resume,abort,promote} with {"note", "author"};
+//     a refused action is 409 ramp_refused, etcd unreachable 503;
 //   - GET …/events is a Server-Sent Events stream: an event "status" at
 //     once and every second after, its data the status as the GET answers
 //     it without a token (an EventSource cannot send one). It ends when the
@@ -152,6 +156,10 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt, method := routeOf(r.URL.Path); rt != routeStatus {
 		h.servePlanRoute(w, r, rt, method) // admin_plan.go
+		return
+	}
+	if action := rampRoute(r.URL.Path); action != "" {
+		h.serveRamp(w, r, action) // admin_ramp.go
 		return
 	}
 	switch r.Method {

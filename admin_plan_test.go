@@ -222,3 +222,31 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("explain with the kill switch on: %d %v", code, v)
 	}
 }
+
+func TestRampRoute(t *testing.T) {
+	for path, want := range map[string]string{
+		"/admin/canary/ramp": "status", "/ramp/": "status", "/x/ramp/start": "start", "/ramp/promote/": "promote",
+		"/ramp/bogus": "bogus", "/ramp/start/x": "", "/plan": "", "/": "", "/rampage": "",
+	} {
+		if got := rampRoute(path); got != want {
+			t.Errorf("rampRoute(%q) = %q, want %q", path, got, want)
+		}
+	}
+	e := newTestEngine(t, "canary_percent: 1\n")
+	h := AdminHandler(e, WithAdminToken("t"))
+	for _, c := range []struct {
+		method, path, token string
+		code                int
+		errCode             string
+	}{
+		{"GET", "/ramp", "", 401, AdminCodeUnauthorized},
+		{"GET", "/ramp", "t", 404, AdminCodeNoRamp},
+		{"GET", "/ramp/start", "t", 405, AdminCodeBadRequest},
+		{"POST", "/ramp/bogus", "t", 404, AdminCodeBadRequest},
+	} {
+		code, v := adminDo(t, h, c.method, c.path, "{}", c.token)
+		if m := obj(t, v); code != c.code || m["code"] != c.errCode {
+			t.Errorf("%s %s: %d %v, want %d %s", c.method, c.path, code, m, c.code, c.errCode)
+		}
+	}
+}

@@ -33,7 +33,8 @@ var (
 	// write (another operator, the leader); read the status and retry.
 	ErrConflict = errors.New("ramp: state changed concurrently")
 	// ErrUnavailable: etcd could not be reached or did not answer in time.
-	ErrUnavailable = errors.New("ramp: etcd unavailable")
+	// It also matches planstore.ErrUnavailable.
+	ErrUnavailable = fmt.Errorf("ramp: etcd unavailable: %w", planstore.ErrUnavailable)
 	// ErrNoRamp: the plan in force has no ramp section.
 	ErrNoRamp = errors.New("ramp: the plan has no ramp section")
 	// ErrPhase: the action does not apply in the ramp's phase (resuming a

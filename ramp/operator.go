@@ -221,3 +221,36 @@ func (c *Controller) PromoteNow(ctx context.Context, ch planstore.Change) (Statu
 		return nil
 	})
 }
+
+// Actions of [Controller.Act], by name.
+const (
+	ActionStatus  = "status"
+	ActionStart   = "start"
+	ActionPause   = "pause"
+	ActionResume  = "resume"
+	ActionAbort   = "abort"
+	ActionPromote = "promote"
+)
+
+// Act runs the operator action named action (ActionStatus, ActionStart,
+// ActionPause, ActionResume, ActionAbort or ActionPromote) and returns the
+// [Status] after it. It is how the engine's admin handler drives the ramp
+// (canary.WithAdminRamp) without importing this package. An unknown action
+// is an error naming it.
+func (c *Controller) Act(ctx context.Context, action string, ch planstore.Change) (any, error) {
+	switch action {
+	case ActionStatus:
+		return c.Status(ctx)
+	case ActionStart:
+		return c.Start(ctx, ch)
+	case ActionPause:
+		return c.Pause(ctx, ch)
+	case ActionResume:
+		return c.Resume(ctx, ch)
+	case ActionAbort:
+		return c.Abort(ctx, ch)
+	case ActionPromote:
+		return c.PromoteNow(ctx, ch)
+	}
+	return nil, fmt.Errorf("ramp: unknown action %q: want status, start, pause, resume, abort or promote", action)
+}

@@ -51,6 +51,7 @@ func (s storeBackend) Diff(ctx context.Context, a, b int64) (string, error) {
 var (
 	errUnreachable  = errors.New("server unreachable")
 	errUnauthorized = errors.New("not authorized")
+	errRampRefused  = errors.New("ramp action refused")
 )
 
 // apiError is an error answer of the admin API.
@@ -84,6 +85,8 @@ func (e *apiError) Is(target error) bool {
 		return target == planstore.ErrUnavailable
 	case canary.AdminCodeUnauthorized, canary.AdminCodeReadOnly:
 		return target == errUnauthorized
+	case canary.AdminCodeRampRefused, canary.AdminCodeNoRamp:
+		return target == errRampRefused
 	}
 	return false
 }
@@ -257,4 +260,38 @@ func (c *apiClient) explain(ctx context.Context, tenantID, userID string) (canar
 	var x canary.Explanation
 	_, err := c.call(ctx, http.MethodGet, "/explain?"+q.Encode(), nil, &x)
 	return x, err
+}
+
+// rampView is the part of a ramp status the text output shows.
+type rampView struct {
+	Phase    string  `json:"phase"`
+	Reason   string  `json:"reason"`
+	Step     int     `json:"step"`
+	Steps    int     `json:"steps"`
+	Percent  float64 `json:"percent"`
+	Leader   string  `json:"leader"`
+	Hold     string  `json:"hold"`
+	TimeLeft string  `json:"time_left"`
+	Gates    []struct {
+		Gate    string `json:"gate"`
+		Verdict string `json:"verdict"`
+		Summary string `json:"summary"`
+	} `json:"gates"`
+}
+
+// ramp runs a ramp action ("status" is a GET) and returns the answer.
+func (c *apiClient) ramp(ctx context.Context, action, note, author string) (json.RawMessage, rampView, error) {
+	var raw json.RawMessage
+	var v rampView
+	var err error
+	if action == "status" {
+		_, err = c.call(ctx, http.MethodGet, "/ramp", nil, &raw)
+	} else {
+		_, err = c.call(ctx, http.MethodPost, "/ramp/"+action, map[string]string{"note": note, "author": author}, &raw)
+	}
+	if err != nil {
+		return nil, v, err
+	}
+	err = json.Unmarshal(raw, &v)
+	return raw, v, err
 }

@@ -11,6 +11,7 @@
 //	canaryctl [flags] plan diff A B
 //	canaryctl [flags] plan rollback [--to N] [--expect-version N] [--note TEXT]
 //	canaryctl [flags] kill on|off|rearm [--note TEXT]
+//	canaryctl [flags] ramp status|start|pause|resume|abort|promote [--note TEXT]
 //	canaryctl [flags] explain [--tenant T] [--user U]
 //
 // Flags before the command: --server (default $CANARY_ADMIN_URL, the admin
@@ -25,7 +26,8 @@
 // Exit codes: 0 done; 1 other error; 2 bad usage; 3 server or store
 // unreachable; 4 invalid plan (nothing written); 5 version conflict;
 // 6 version not in the history; 7 not authorized (missing or wrong token,
-// or a read-only admin handler).
+// or a read-only admin handler); 8 ramp action refused (not allowed in the
+// ramp's phase, no ramp section, no ramp controller).
 package main
 
 import (
@@ -56,6 +58,7 @@ const (
 	exitConflict     = 5
 	exitNotFound     = 6
 	exitUnauthorized = 7
+	exitRampRefused  = 8
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -70,6 +73,7 @@ commands:
   status
   plan get | apply -f FILE [--expect-version N] [--note T] | history [--limit N] | diff A B | rollback [--to N] [--expect-version N] [--note T]
   kill on|off|rearm [--note T]
+  ramp status|start|pause|resume|abort|promote [--note T]
   explain [--tenant T] [--user U]`
 
 func usage(stderr io.Writer, msg string) int {
@@ -105,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch rest[0] {
 	case "plan":
 		return planCmd(ctx, g, rest[1:], stdout, stderr)
-	case "status", "kill", "explain":
+	case "status", "kill", "explain", "ramp":
 		if g.server == "" {
 			return usage(stderr, rest[0]+" needs --server (or CANARY_ADMIN_URL): the admin handler's URL")
 		}
@@ -118,6 +122,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return statusCmd(ctx, g, api, rest[1:], stdout, stderr)
 		case "kill":
 			return killCmd(ctx, g, api, rest[1:], stdout, stderr)
+		case "ramp":
+			return rampCmd(ctx, g, api, rest[1:], stdout, stderr)
 		default:
 			return explainCmd(ctx, g, api, rest[1:], stdout, stderr)
 		}
@@ -249,7 +255,13 @@ func statusCmd(ctx context.Context, g globals, api *apiClient, args []string, st
 	if err != nil {
 		return fail(stderr, err)
 	}
-	return show(stdout, g, raw, func() { printStatus(stdout, s) })
+	return show(stdout, g, raw, func() {
+		printStatus(stdout, s)
+		// The ramp, when the handler has a controller (and the token).
+		if _, v, err := api.ramp(ctx, "status", "", ""); err == nil {
+			printRamp(stdout, v)
+		}
+	})
 }
 
 func printStatus(w io.Writer, s statusView) {
@@ -336,6 +348,52 @@ func killCmd(ctx context.Context, g globals, api *apiClient, args []string, stdo
 	})
 }
 
+func rampCmd(ctx context.Context, g globals, api *apiClient, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usage(stderr, "expected: ramp status|start|pause|resume|abort|promote [--note TEXT]")
+	}
+	action := args[0]
+	switch action {
+	case "status", "start", "pause", "resume", "abort", "promote":
+	default:
+		return usage(stderr, fmt.Sprintf("ramp: want status, start, pause, resume, abort or promote, got %q", action))
+	}
+	sf := flag.NewFlagSet("ramp", flag.ContinueOnError)
+	sf.SetOutput(io.Discard)
+	note := sf.String("note", "", "why (recorded in the plan history)")
+	if err := sf.Parse(args[1:]); err != nil {
+		return usage(stderr, err.Error())
+	}
+	if sf.NArg() != 0 {
+		return usage(stderr, fmt.Sprintf("ramp %s: unexpected argument %q", action, sf.Arg(0)))
+	}
+	raw, v, err := api.ramp(ctx, action, *note, g.author)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return show(stdout, g, raw, func() { printRamp(stdout, v) })
+}
+
+func printRamp(w io.Writer, v rampView) {
+	fmt.Fprintf(w, "ramp        %s", v.Phase)
+	if v.Steps > 0 {
+		fmt.Fprintf(w, ", step %d/%d at %g %%", v.Step+1, v.Steps, v.Percent)
+	}
+	if v.Hold != "" && v.Hold != "0s" {
+		fmt.Fprintf(w, ", hold %s, %s left", v.Hold, v.TimeLeft)
+	}
+	if v.Leader != "" {
+		fmt.Fprintf(w, ", leader %s", v.Leader)
+	}
+	fmt.Fprintln(w)
+	if v.Reason != "" {
+		fmt.Fprintf(w, "  why       %s\n", v.Reason)
+	}
+	for _, gt := range v.Gates {
+		fmt.Fprintf(w, "  gate %-8s %s %s\n", gt.Gate, gt.Verdict, gt.Summary)
+	}
+}
+
 func explainCmd(ctx context.Context, g globals, api *apiClient, args []string, stdout, stderr io.Writer) int {
 	sf := flag.NewFlagSet("explain", flag.ContinueOnError)
 	sf.SetOutput(io.Discard)
@@ -399,6 +457,8 @@ func fail(stderr io.Writer, err error) int {
 	switch {
 	case errors.Is(err, errUnauthorized):
 		return exitUnauthorized
+	case errors.Is(err, errRampRefused):
+		return exitRampRefused
 	case errors.Is(err, errUnreachable), errors.Is(err, planstore.ErrUnavailable):
 		return exitUnreachable
 	case errors.Is(err, planstore.ErrInvalid):
