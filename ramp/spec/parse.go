@@ -357,7 +357,7 @@ func (w *walker) gates(path string, n *yaml.Node) Gates {
 	return g
 }
 
-var fleetKeys = []string{"min_canary_samples", "min_stable_samples", "failure_ratio", "failure_margin",
+var fleetKeys = []string{"min_canary_samples", "min_stable_samples", "failure_ratio", "failure_margin", "failure_evidence",
 	"confidence", "disable_failure_rule", "latency_factor", "latency_margin", "latency_min_samples",
 	"disable_latency_rule"}
 
@@ -373,6 +373,8 @@ func (w *walker) fleet(path string, n *yaml.Node) FleetGate {
 			f.FailureRatio, _ = w.number(p, v)
 		case "failure_margin":
 			f.FailureMargin, _ = w.number(p, v)
+		case "failure_evidence":
+			f.FailureEvidence, _ = w.number(p, v)
 		case "confidence":
 			f.Confidence, _ = w.number(p, v)
 		case "disable_failure_rule":

@@ -102,6 +102,7 @@ type FleetGate struct {
 	MinStableSamples   int           `json:"min_stable_samples,omitempty"`
 	FailureRatio       float64       `json:"failure_ratio,omitempty"`
 	FailureMargin      float64       `json:"failure_margin,omitempty"`
+	FailureEvidence    float64       `json:"failure_evidence,omitempty"`
 	Confidence         float64       `json:"confidence,omitempty"`
 	DisableFailureRule bool          `json:"disable_failure_rule,omitempty"`
 	LatencyFactor      float64       `json:"latency_factor,omitempty"`
@@ -185,7 +186,7 @@ func (g PromGate) TriesOf() int {
 // GuardConfig returns the guard configuration of the gate's rules.
 func (f FleetGate) guardConfig() guard.Config {
 	return guard.Config{MinCanarySamples: f.MinCanarySamples, MinStableSamples: f.MinStableSamples,
-		FailureRatio: f.FailureRatio, FailureMargin: f.FailureMargin, Confidence: f.Confidence,
+		FailureRatio: f.FailureRatio, FailureMargin: f.FailureMargin, FailureEvidence: f.FailureEvidence, Confidence: f.Confidence,
 		DisableFailureRule: f.DisableFailureRule, LatencyFactor: f.LatencyFactor,
 		LatencyMargin: f.LatencyMargin, LatencyMinSamples: f.LatencyMinSamples,
 		DisableLatencyRule: f.DisableLatencyRule}
