@@ -88,6 +88,7 @@ func TestParseProblemsNameKeyAndLine(t *testing.T) {
 		{"unknown key", "ramp:\n  steps: [100%]\n  stepz: 1\n", "ramp.stepz", 3, "unknown key"},
 		{"interval", "ramp:\n  steps: [100%]\n  check_interval: 1ms\n", "ramp.check_interval", 3, "between 50ms"},
 		{"fleet margin", "ramp:\n  steps: [100%]\n  gates:\n    fleet:\n      failure_margin: 2\n", "ramp.gates.fleet.failure_margin", 5, "[0, 1)"},
+		{"fleet evidence", "ramp:\n  steps: [100%]\n  gates:\n    fleet:\n      failure_evidence: 0.5\n", "ramp.gates.fleet.failure_evidence", 5, "at least 1"},
 		{"prom no bound", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - name: a\n        query: up\n", "ramp.gates.prometheus[0]", 5, "needs max or min"},
 		{"prom dup", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, query: up, max: 1}\n      - {name: a, query: up, max: 1}\n", "ramp.gates.prometheus[1].name", 6, "named twice"},
 		{"prom min>max", "ramp:\n  steps: [100%]\n  gates:\n    prometheus:\n      - {name: a, query: up, max: 1, min: 2}\n", "ramp.gates.prometheus[0].min", 5, "more than max"},
