@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/reqcanary/canary/console"
@@ -40,8 +41,11 @@ func (f adminOptionFunc) applyAdmin(c *adminConfig) { f(c) }
 // WithAdminToken makes the admin handler accept POSTs that carry the header
 // "Authorization: Bearer <token>". Tokens are compared in constant time.
 // Default: no token; the handler is read-only and answers POSTs with 403. An
-// empty token keeps the default.
+// empty token keeps the default. Spaces and line ends around the token are
+// dropped (as they are from the request's header), so a token read from a
+// file with its final newline still matches.
 func WithAdminToken(token string) AdminOption {
+	token = strings.TrimSpace(token)
 	return adminOptionFunc(func(c *adminConfig) {
 		if token != "" {
 			h := sha256.Sum256([]byte(token))
@@ -104,7 +108,10 @@ func WithAdminToken(token string) AdminOption {
 // (the plan's text holds its salt, and explain tells who is canary): 401
 // without it or with a wrong one, 403 when the handler has no token
 // (read-only). Errors are JSON: {"error": "…", "field": "…", "code": "…"}
-// (AdminCode*), the field naming what is wrong. Each write, done or refused,
+// (AdminCode*), the field naming what is wrong. A path whose last two
+// segments name a route's parts (plan, apply, ramp, start, events, ui…) but
+// match no route is 404 unknown_route, never the status or the kill switch;
+// so mount the handler under a prefix that does not end in such a word. Each write, done or refused,
 // is logged and emitted as an OpenTelemetry log record ([EventPlanChange],
 // [EventKillSwitchChange]) with the author, note, remote address, outcome and
 // the versions from and to; plan writes are also in the store's history.
@@ -162,6 +169,13 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveRamp(w, r, action) // admin_ramp.go
 		return
 	}
+	if seg := reservedSegment(r.URL.Path); seg != "" {
+		// A mistyped route (…/plan/aply, …/ramp/start/x) is not the status
+		// or the kill switch.
+		writeJSON(w, http.StatusNotFound, adminErrorBody{Code: AdminCodeUnknownRoute,
+			Error: "no admin route " + strconv.Quote(truncate(r.URL.Path, 200)) + " (under \"" + seg + "\"); see canary.AdminHandler"})
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.writeStatus(w, r) // admin_redact.go
@@ -174,7 +188,7 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *adminHandler) post(w http.ResponseWriter, r *http.Request) {
-	if !h.requireToken(w, r) { // admin_plan.go
+	if !h.requireToken(w, r, EventKillSwitchChange) { // admin_plan.go
 		return
 	}
 	req, field, err := readAdminRequest(w, r)
@@ -284,8 +298,8 @@ func decodeAdminBody(w http.ResponseWriter, r *http.Request, limit int64, fields
 		}
 		return "body", errors.New("body: not a JSON object: " + err.Error())
 	}
-	if dec.More() {
-		return "body", errors.New("body: more than one JSON value")
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return "body", errors.New("body: data after the JSON object")
 	}
 	return "", nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -49,6 +50,7 @@ const (
 	AdminCodeVersionConflict = "version_conflict"  // expect_version is not the current version
 	AdminCodeVersionNotFound = "version_not_found" // the version is not (or no longer) in the history
 	AdminCodeUnavailable     = "store_unavailable" // the plan store (or the fleet's Redis) did not answer
+	AdminCodeUnknownRoute    = "unknown_route"     // a path under plan, ramp, explain, events or ui that is no route
 )
 
 // adminRoute is what the end of the URL path asks for.
@@ -101,7 +103,18 @@ type adminErrorBody struct {
 
 // requireToken answers 403 or 401 and returns false unless the request
 // carries the handler's token.
-func (h *adminHandler) requireToken(w http.ResponseWriter, r *http.Request) bool {
+func (h *adminHandler) requireToken(w http.ResponseWriter, r *http.Request, event string) bool {
+	if h.cfg.token != nil && h.authorized(r) {
+		return true
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A refused write is audited like any other.
+		outcome := AdminCodeUnauthorized
+		if h.cfg.token == nil {
+			outcome = AdminCodeReadOnly
+		}
+		h.audit(r, event, r.Method+" "+truncate(r.URL.Path, 200), outcome, "refused before reading the body")
+	}
 	if h.cfg.token == nil {
 		writeJSON(w, http.StatusForbidden, adminErrorBody{Code: AdminCodeReadOnly,
 			Error: "read-only: this admin handler has no token (canary.WithAdminToken); " + r.URL.Path + " needs one"})
@@ -126,7 +139,11 @@ func (h *adminHandler) servePlanRoute(w http.ResponseWriter, r *http.Request, rt
 			Error: "method " + r.Method + " not allowed on " + r.URL.Path + "; use " + method})
 		return
 	}
-	if !h.requireToken(w, r) {
+	event := EventPlanChange
+	if rt == routeExplain {
+		event = "canary.admin.explain"
+	}
+	if !h.requireToken(w, r, event) {
 		return
 	}
 	if rt == routeExplain {
@@ -294,8 +311,8 @@ func checkText(field, s string, max int) (string, error) {
 		return field, errors.New(field + ": not valid UTF-8")
 	}
 	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return field, errors.New(field + ": contains a control character")
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
+			return field, fmt.Errorf("%s: contains a control or format character (%U)", field, c)
 		}
 	}
 	return "", nil
@@ -472,4 +489,24 @@ func (h *adminHandler) auditKill(r *http.Request, req adminRequest, err error) {
 	}
 	h.e.log.Info("canary: "+body, "note", req.Note, "remote", r.RemoteAddr)
 	h.emitAudit(r, EventKillSwitchChange, action, outcome, body, attrs...)
+}
+
+// reservedWords are the path segments of the handler's routes.
+var reservedWords = []string{"plan", "history", "diff", "apply", "rollback", "explain", "events", "ui",
+	"ramp", "start", "pause", "resume", "abort", "promote"}
+
+// reservedSegment returns a segment among the last two of path (empty
+// segments aside) that names a route's part ("plan", "apply", "ramp", …), in
+// a path that matched no route, or "". Such a path (…/plan/aply,
+// …/ramp/start/x) is refused rather than taken for the status or the kill
+// switch. Only the end of the path is looked at, so that a mount prefix
+// may hold these words.
+func reservedSegment(path string) string {
+	segs := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
+	for i := max(len(segs)-2, 0); i < len(segs); i++ {
+		if contains(reservedWords, segs[i]) {
+			return segs[i]
+		}
+	}
+	return ""
 }

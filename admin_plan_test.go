@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -226,7 +228,7 @@ func TestExplain(t *testing.T) {
 func TestRampRoute(t *testing.T) {
 	for path, want := range map[string]string{
 		"/admin/canary/ramp": "status", "/ramp/": "status", "/x/ramp/start": "start", "/ramp/promote/": "promote",
-		"/ramp/bogus": "bogus", "/ramp/start/x": "", "/plan": "", "/": "", "/rampage": "",
+		"/ramp/bogus": "", "/ramp/start/x": "", "/plan": "", "/": "", "/rampage": "",
 	} {
 		if got := rampRoute(path); got != want {
 			t.Errorf("rampRoute(%q) = %q, want %q", path, got, want)
@@ -242,7 +244,10 @@ func TestRampRoute(t *testing.T) {
 		{"GET", "/ramp", "", 401, AdminCodeUnauthorized},
 		{"GET", "/ramp", "t", 404, AdminCodeNoRamp},
 		{"GET", "/ramp/start", "t", 405, AdminCodeBadRequest},
-		{"POST", "/ramp/bogus", "t", 404, AdminCodeBadRequest},
+		{"POST", "/ramp/bogus", "t", 404, AdminCodeUnknownRoute},
+		{"POST", "/admin/canary/plan/apply/x", "t", 404, AdminCodeUnknownRoute},
+		{"POST", "/admin/canary/ramp/start/", "t", 404, AdminCodeNoRamp}, // a route (trailing slash); no controller here
+		{"POST", "/admin/canary/explain/x", "t", 404, AdminCodeUnknownRoute},
 	} {
 		code, v := adminDo(t, h, c.method, c.path, "{}", c.token)
 		if m := obj(t, v); code != c.code || m["code"] != c.errCode {
@@ -250,3 +255,51 @@ func TestRampRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminReviewFixes: a mistyped route never reaches the kill switch, a
+// refused write is audited, a token from a file matches, trailing data is
+// refused, format characters in an author are refused, a typed-nil ramp
+// controller is no controller.
+func TestAdminReviewFixes(t *testing.T) {
+	logs := &recordingLogs{}
+	e := newTestEngine(t, "canary_percent: 1\n", WithLoggerProvider(logs))
+	h := AdminHandler(e, WithAdminToken("secret\n"))
+	for _, path := range []string{"/admin/canary/plan/apply/x", "/admin/canary/ramp/stop", "/admin/canary/events/x", "/admin/canary/plan/x"} {
+		code, v := adminDo(t, h, "POST", path, `{"action":"on"}`, "secret")
+		if code != 404 || obj(t, v)["code"] != AdminCodeUnknownRoute || e.KillSwitch() {
+			t.Fatalf("POST %s: %d %v, kill switch %v; want 404 unknown_route and the switch untouched", path, code, v, e.KillSwitch())
+		}
+	}
+	if code, v := adminDo(t, h, "POST", "/admin/canary", `{"action":"on"}}`, "secret"); code != 400 || obj(t, v)["field"] != "body" || e.KillSwitch() {
+		t.Fatalf("trailing '}': %d %v", code, v)
+	}
+	if code, v := adminDo(t, h, "POST", "/admin/canary", `{"action":"on","author":"\u009b31mroot\u202e"}`, "secret"); code != 400 || obj(t, v)["field"] != "author" {
+		t.Fatalf("author with C1 and bidi characters: %d %v", code, v)
+	}
+	if code, _ := adminDo(t, h, "POST", "/admin/canary", `{"action":"on"}`, "secret"); code != 200 || !e.KillSwitch() {
+		t.Fatalf("the token read with its newline does not match: %d", code)
+	}
+	if code, _ := adminDo(t, h, "POST", "/admin/canary/plan/apply", `{"plan":"salt: a\n"}`, "wrong"); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	refused := false
+	for _, r := range logs.records() {
+		a := map[string]string{}
+		r.WalkAttributes(func(kv attributeKV) bool { a[string(kv.Key)] = kv.Value.Emit(); return true })
+		if r.EventName() == EventPlanChange && a["canary.admin.outcome"] == AdminCodeUnauthorized {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("a write refused for its token left no audit record")
+	}
+	var nilCtl *nilRamp
+	hr := AdminHandler(e, WithAdminToken("secret"), WithAdminRamp(nilCtl))
+	if code, v := adminDo(t, hr, "GET", "/ramp", "", "secret"); code != 404 || obj(t, v)["code"] != AdminCodeNoRamp {
+		t.Fatalf("typed-nil controller: %d %v", code, v)
+	}
+}
+
+type nilRamp struct{}
+
+func (*nilRamp) Act(context.Context, string, planstore.Change) (any, error) { panic("called") }

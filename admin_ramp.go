@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -40,6 +41,9 @@ type RampActor interface {
 // the controller records each action in the plan's history too. Without it
 // the ramp routes answer 404 no_ramp.
 func WithAdminRamp(r RampActor) AdminOption {
+	if v := reflect.ValueOf(r); r != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		r = nil // a typed nil (a *ramp.Controller left unset) is no controller
+	}
 	return adminOptionFunc(func(c *adminConfig) { c.ramp = r })
 }
 
@@ -54,8 +58,8 @@ func rampRoute(path string) string {
 		return "status"
 	}
 	i := strings.LastIndex(path, "/ramp/")
-	if i < 0 || strings.Contains(path[i+len("/ramp/"):], "/") {
-		return ""
+	if i < 0 || !contains(rampActions, path[i+len("/ramp/"):]) {
+		return "" // an unknown action is refused as an unknown route
 	}
 	return path[i+len("/ramp/"):]
 }
@@ -74,12 +78,7 @@ func (h *adminHandler) serveRamp(w http.ResponseWriter, r *http.Request, action 
 			Error: "method " + r.Method + " not allowed on " + r.URL.Path + "; use " + method})
 		return
 	}
-	if !h.requireToken(w, r) {
-		return
-	}
-	if action != "status" && !contains(rampActions, action) {
-		writeJSON(w, http.StatusNotFound, adminErrorBody{Code: AdminCodeBadRequest, Field: "action",
-			Error: fmt.Sprintf("action: unknown ramp action %q; known: %s", truncate(action, 40), strings.Join(rampActions, ", "))})
+	if !h.requireToken(w, r, EventRampChange) {
 		return
 	}
 	if h.cfg.ramp == nil {

@@ -87,6 +87,13 @@ func (e *apiError) Is(target error) bool {
 		return target == errUnauthorized
 	case canary.AdminCodeRampRefused, canary.AdminCodeNoRamp:
 		return target == errRampRefused
+	case "": // not the admin handler's JSON (a proxy's page): by status
+		switch e.Status {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return target == errUnauthorized
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return target == errUnreachable
+		}
 	}
 	return false
 }
@@ -102,6 +109,12 @@ func newAPIClient(server, token string, timeout time.Duration) (*apiClient, erro
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--server %q: want the admin handler's URL, e.g. http://127.0.0.1:8081/admin/canary", server)
+	}
+	if u.User != nil {
+		return nil, errors.New("--server: no user or password in the URL (it would show in errors); the token goes in CANARY_ADMIN_TOKEN")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--server %q: no query or fragment: the handler's URL only", server)
 	}
 	return &apiClient{base: strings.TrimSuffix(server, "/"), token: token, http: &http.Client{Timeout: timeout}}, nil
 }

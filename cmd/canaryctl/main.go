@@ -42,6 +42,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/planstore"
@@ -192,6 +194,9 @@ func planCmd(ctx context.Context, g globals, args []string, stdout, stderr io.Wr
 	}
 	defer closeBE()
 	change := planstore.Change{Author: g.author, Note: *note}
+	if err := checkChangeText(change); err != nil {
+		return usage(stderr, err.Error())
+	}
 	switch sub {
 	case "get":
 		p, err := be.Get(ctx)
@@ -201,7 +206,7 @@ func planCmd(ctx context.Context, g globals, args []string, stdout, stderr io.Wr
 		// The plan alone on stdout, so that it can be edited and applied
 		// as is; what it is on stderr.
 		return show(stdout, g, planJSON(p), func() {
-			fmt.Fprintf(stderr, "canaryctl: version %d by %s at %s: %s\n", p.Version, p.Author, p.Time.Format(time.RFC3339), p.Note)
+			fmt.Fprintf(stderr, "canaryctl: version %d by %s at %s: %s\n", p.Version, printable(p.Author), p.Time.Format(time.RFC3339), printable(p.Note))
 			fmt.Fprintf(stdout, "%s", p.Data)
 		})
 	case "apply":
@@ -235,7 +240,7 @@ func planCmd(ctx context.Context, g globals, args []string, stdout, stderr io.Wr
 		}
 		return show(stdout, g, out, func() {
 			for _, e := range h {
-				fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\tfrom %d\t%s\n", e.Version, e.Time.Format(time.RFC3339), e.Author, e.Action, e.From, e.Note)
+				fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\tfrom %d\t%s\n", e.Version, e.Time.Format(time.RFC3339), printable(e.Author), e.Action, e.From, printable(e.Note))
 			}
 		})
 	default: // diff
@@ -469,6 +474,43 @@ func fail(stderr io.Writer, err error) int {
 		return exitNotFound
 	}
 	return exitError
+}
+
+// printable returns s with control and format characters escaped (\u009b,
+// \u202e…), so that a note or author cannot drive the terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// checkChangeText refuses, before anything is sent, an author or note the
+// admin handler would refuse (control or format characters, too long), so
+// that writes directly on etcd (--etcd) obey the same rule.
+func checkChangeText(c planstore.Change) error {
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"--author", c.Author, canary.MaxAdminAuthorLen}, {"--note", c.Note, canary.MaxAdminNoteLen}} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%s: longer than %d bytes", f.name, f.max)
+		}
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%s: not valid UTF-8", f.name)
+		}
+		for _, r := range f.v {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				return fmt.Errorf("%s: contains a control or format character (%U)", f.name, r)
+			}
+		}
+	}
+	return nil
 }
 
 // defaultAuthor is $USER, else the name of the OS user.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,5 +141,27 @@ func TestCanaryctlPlanCommands(t *testing.T) {
 	r = ctl(t, env, pfx, "--etcd", proxy.Addr(), "--timeout", "500ms", "plan", "get")
 	if r.code != exitUnreachable || !strings.Contains(r.stderr, "unavailable") {
 		t.Fatalf("unreachable: %+v, want exit %d", r, exitUnreachable)
+	}
+}
+
+// TestCanaryctlInputChecks: a --server URL with credentials or a query, a
+// note with a terminal escape, and a proxy's non-JSON 502 get their own
+// exit codes before or after the call.
+func TestCanaryctlInputChecks(t *testing.T) {
+	if r := ctl(t, nil, "--server", "http://u:pw@127.0.0.1:1/admin", "status"); r.code != exitUsage || strings.Contains(r.stderr, "pw") {
+		t.Fatalf("credentials in --server: %+v", r)
+	}
+	if r := ctl(t, nil, "--server", "http://127.0.0.1:1/admin?x=1", "status"); r.code != exitUsage {
+		t.Fatalf("query in --server: %+v", r)
+	}
+	if r := ctl(t, []string{"CANARY_ETCD_ENDPOINTS=127.0.0.1:1"}, "plan", "rollback", "--note", "a\u009b31mb"); r.code != exitUsage || !strings.Contains(r.stderr, "--note") {
+		t.Fatalf("note with a C1 control: %+v", r)
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	if r := ctl(t, []string{"CANARY_ADMIN_URL=" + proxy.URL}, "status"); r.code != exitUnreachable {
+		t.Fatalf("a proxy's 502: %+v, want exit %d", r, exitUnreachable)
 	}
 }

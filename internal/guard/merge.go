@@ -127,24 +127,36 @@ func Merge(xs ...Export) Export {
 func (h *Histogram) mergeChecked(o Histogram) { h.Merge(&o) }
 
 // addSpansByRank adds b's spans to a's, rank by rank (newest first); the
-// result has the longer length and, per rank, the earlier Since. Neither
-// input is modified.
+// result has the longer length and, per rank, the earlier Since. Spans
+// are suffixes of a window, each holding the newer ones, so past the end of
+// the shorter list (an instance that started or re-armed more recently) its
+// oldest span, all it has, counts in every older rank: the merged spans stay
+// nested. Neither input is modified.
 func addSpansByRank(a, b []Span) []Span {
 	out := make([]Span, max(len(a), len(b)))
 	for i := range out {
+		x, y := rankSpan(a, i), rankSpan(b, i)
 		switch {
-		case i >= len(a):
-			out[i] = b[i]
-		case i >= len(b):
-			out[i] = a[i]
+		case x == nil:
+			out[i] = *y
+		case y == nil:
+			out[i] = *x
 		default:
-			out[i] = AddSpans(a[i:i+1], []Span{{Since: a[i].Since, Stable: b[i].Stable, Canary: b[i].Canary}})[0]
-			if b[i].Since.Before(a[i].Since) {
-				out[i].Since = b[i].Since
+			out[i] = AddSpans([]Span{*x}, []Span{{Since: x.Since, Stable: y.Stable, Canary: y.Canary}})[0]
+			if y.Since.Before(x.Since) {
+				out[i].Since = y.Since
 			}
 		}
 	}
 	return out
+}
+
+// rankSpan is s[i], or s's oldest span past its end; nil when s is empty.
+func rankSpan(s []Span, i int) *Span {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[min(i, len(s)-1)]
 }
 
 // figures derives a cohort's [Figures] from its export: the samples are the

@@ -73,3 +73,29 @@ func TestMergeSumsAndBoundsUnits(t *testing.T) {
 		t.Fatal("EvaluateExport accepted confidence 7")
 	}
 }
+
+// TestAddSpansByRankStaysNested: an instance with fewer spans (it started
+// later) counts its whole window in every older rank of the merge, so that
+// each merged span holds the newer ones.
+func TestAddSpansByRankStaysNested(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sp := func(sec int, ss, sf, cs, cf uint64) Span {
+		return Span{Since: t0.Add(time.Duration(-sec) * time.Second), Stable: SpanCounts{Samples: ss, Failures: sf},
+			Canary: SpanCounts{Samples: cs, Failures: cf}}
+	}
+	a := []Span{sp(1, 1000, 50, 100, 10)}
+	b := []Span{sp(1, 100, 0, 10, 0), sp(2, 200, 0, 20, 0), sp(3, 300, 0, 30, 0)}
+	m := addSpansByRank(a, b)
+	if len(m) != 3 {
+		t.Fatalf("%d spans", len(m))
+	}
+	for i := 1; i < len(m); i++ {
+		if m[i].Stable.Samples < m[i-1].Stable.Samples || m[i].Stable.Failures < m[i-1].Stable.Failures ||
+			m[i].Canary.Samples < m[i-1].Canary.Samples {
+			t.Fatalf("span %d %+v holds less than span %d %+v", i, m[i], i-1, m[i-1])
+		}
+	}
+	if m[2].Stable != (SpanCounts{Samples: 1300, Failures: 50}) || m[2].Canary != (SpanCounts{Samples: 130, Failures: 10}) {
+		t.Fatalf("oldest merged span %+v", m[2])
+	}
+}
