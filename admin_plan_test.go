@@ -166,7 +166,7 @@ func TestAdminPlanAPIRefusals(t *testing.T) {
 		{"expect as text", "POST", "/plan/apply", `{"plan":"salt: a\n","expect_version":"3"}`, tok, h, 400, AdminCodeBadRequest, "expect_version", "whole number"},
 		{"unknown field", "POST", "/plan/apply", `{"plan":"salt: a\n","percent":3}`, tok, h, 400, AdminCodeBadRequest, "percent", "known fields: plan, expect_version, note, author"},
 		{"repeated key", "POST", "/plan/apply", `{"plan":"salt: a\n","plan":"salt: b\n"}`, tok, h, 400, AdminCodeBadRequest, "plan", "duplicate key"},
-		{"note with control", "POST", "/plan/rollback", `{"note":"a\u001b[31mb"}`, tok, h, 400, AdminCodeBadRequest, "note", "control character"},
+		{"note with control", "POST", "/plan/rollback", `{"note":"a\u001b[31mb"}`, tok, h, 400, AdminCodeBadRequest, "note", "control or format character"},
 		{"author too long", "POST", "/plan/rollback", `{"author":"` + strings.Repeat("a", 101) + `"}`, tok, h, 400, AdminCodeBadRequest, "author", "longer than 100"},
 		{"negative to", "POST", "/plan/rollback", `{"to":-1}`, tok, h, 400, AdminCodeBadRequest, "to", ">= 1"},
 		{"bad limit", "GET", "/plan/history?limit=x", "", tok, h, 400, AdminCodeBadRequest, "limit", "whole number"},

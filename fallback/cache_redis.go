@@ -147,14 +147,19 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
-local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
-if n > 0 then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, n - 1)) do evict(m) end
+-- Evict the n oldest of an index, never the entry just stored: entries
+-- stored in the same millisecond tie on the score and sort by member.
+local function evictOldest(idx, n)
+  if n <= 0 then return end
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, n)) do
+    if n > 0 and m ~= ARGV[1] then
+      evict(m)
+      n = n - 1
+    end
+  end
 end
-n = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
-if n > 0 then
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, n - 1)) do evict(m) end
-end
+evictOldest(KEYS[2], redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5]))
+evictOldest(KEYS[3], redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6]))
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 0
 `)
