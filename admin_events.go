@@ -62,6 +62,14 @@ func (h *adminHandler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	if !canFlush(w) {
+		// A middleware's writer that neither flushes nor unwraps: the
+		// events would sit in its buffer and the console would reconnect
+		// every two seconds. Say so instead.
+		writeJSON(w, http.StatusInternalServerError, adminErrorBody{Code: "no_flush",
+			Error: "the ResponseWriter cannot flush (a middleware in front of the admin handler wraps it without Flush or Unwrap): no event stream"})
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
@@ -111,4 +119,19 @@ func (h *adminHandler) redactedStatusJSON() ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(m)
+}
+
+// canFlush reports whether w, or a writer it wraps (Unwrap, as
+// http.ResponseController follows), can flush.
+func canFlush(w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(http.Flusher); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
 }
