@@ -19,6 +19,7 @@ import (
 //	POST /admin/canary {"action":"on"|"off"|"rearm"}   (Authorization: Bearer <-admin-token>)
 //	GET  /admin/canary/explain?tenant=T&user=U         (token)
 //	     /admin/canary/plan[/history|/diff|/apply|/rollback]  with -etcd (token)
+//	     /admin/canary/ramp[/start|/pause|/resume|/abort|/promote]  with -etcd (token)
 //	GET  /admin/canary/events                          the status every second (Server-Sent Events)
 //	GET  /admin/canary/ui/                             the operator's web console (actions need the token)
 //	GET  /admin/pricing                 the modes of both pricing versions
@@ -26,10 +27,10 @@ import (
 //
 // Every POST needs the admin token; with an empty token they are refused
 // (read-only admin).
-func newAdminHandler(eng *canary.Engine, pricing *pricingClient, tel *telemetry, adminToken string) http.Handler {
+func newAdminHandler(eng *canary.Engine, pricing *pricingClient, tel *telemetry, adminToken string, opts ...canary.AdminOption) http.Handler {
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(tel.registry, promhttp.HandlerOpts{Registry: prometheus.Registerer(tel.registry)}))
-	ca := canary.AdminHandler(eng, canary.WithAdminToken(adminToken))
+	ca := canary.AdminHandler(eng, append([]canary.AdminOption{canary.WithAdminToken(adminToken)}, opts...)...)
 	r.Handle("/admin/canary", ca)
 	r.Handle("/admin/canary/*", ca) // plan routes and explain (canaryctl --server), events, the console (ui/)
 	r.Get("/admin/pricing", func(w http.ResponseWriter, _ *http.Request) {

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/fallback"
+	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -37,6 +39,9 @@ type app struct {
 	grpcSrv  *grpc.Server
 	done     []chan struct{}
 	closers  []func(context.Context) error // run in reverse order
+
+	etcd  *clientv3.Client // -etcd; nil otherwise
+	store planstore.Store  // -etcd; nil otherwise
 }
 
 // start builds and starts everything; on error, what was started is stopped.
@@ -99,6 +104,14 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		return a, fmt.Errorf("-plan: %w", err)
 	}
 	a.onClose(func(context.Context) error { return eng.Close() })
+	var adminOpts []canary.AdminOption
+	if a.etcd != nil {
+		ctl, err := a.startRamp(cfg, eng)
+		if err != nil {
+			return a, err
+		}
+		adminOpts = append(adminOpts, canary.WithAdminRamp(ctl))
+	}
 
 	pricing, err := newPricing(eng, rdb, tel)
 	if err != nil {
@@ -131,7 +144,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	a.adminSrv = &http.Server{
-		Handler:           newAdminHandler(eng, pricing, tel, cfg.adminTok),
+		Handler:           newAdminHandler(eng, pricing, tel, cfg.adminTok, adminOpts...),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -10,9 +10,13 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/planstore/etcdstore"
+	"github.com/reqcanary/canary/ramp"
 )
 
 // defaultEtcdPrefix is the default of -etcd-prefix.
@@ -42,12 +46,19 @@ func (c config) checkEtcd() error {
 // cache file for starts while etcd is down. An empty store is seeded with
 // the embedded plan, so that a first shop starts on the demo's plan.
 func (a *app) withPlanStore(ctx context.Context, cfg config, log *slog.Logger, opts []canary.Option) ([]canary.Option, error) {
-	store, err := etcdstore.New(etcdstore.Config{Endpoints: strings.Split(cfg.etcd, ","),
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cfg.etcd, ","), DialTimeout: 2 * time.Second,
+		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return opts, fmt.Errorf("-etcd: %w", err)
+	}
+	a.onClose(func(context.Context) error { return cli.Close() })
+	store, err := etcdstore.New(etcdstore.Config{Client: cli,
 		Prefix: cfg.etcdKeys, Validate: canary.ValidatePlan, OpTimeout: 2 * time.Second})
 	if err != nil {
 		return opts, fmt.Errorf("-etcd: %w", err)
 	}
 	a.onClose(func(context.Context) error { return store.Close() })
+	a.etcd, a.store = cli, store
 	_, err = store.Apply(ctx, embeddedPlan, 0, planstore.Change{Author: "demo-shop", Note: "seed: the embedded plan.yaml"})
 	switch {
 	case err == nil, errors.Is(err, planstore.ErrVersionConflict): // seeded, or a plan is there already
@@ -56,4 +67,28 @@ func (a *app) withPlanStore(ctx context.Context, cfg config, log *slog.Logger, o
 	}
 	cache := filepath.Join(os.TempDir(), "canary-demo-shop-plan-cache.yaml")
 	return append(opts, canary.WithPlanStore(store), canary.WithPlanCacheFile(cache)), nil
+}
+
+// startRamp runs, with -etcd, this shop's part of the ramp of a plan's
+// ramp: section (docs/ramp.md): a publisher of its guard's figures and a
+// controller (one shop leads), under -etcd-prefix + "ramp/". It returns the
+// controller for the admin handler (canaryctl ramp …).
+func (a *app) startRamp(cfg config, eng *canary.Engine) (*ramp.Controller, error) {
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("demo-shop@%s:%d", host, os.Getpid())
+	prefix := cfg.etcdKeys + "ramp/"
+	pub, err := ramp.NewPublisher(a.etcd, eng, ramp.PublisherConfig{Prefix: prefix, Instance: instance})
+	if err != nil {
+		return nil, fmt.Errorf("-etcd: ramp: %w", err)
+	}
+	a.onClose(func(context.Context) error { return pub.Close() })
+	ctl, err := ramp.New(ramp.Config{Client: a.etcd, Store: a.store, Prefix: prefix, Instance: instance})
+	if err != nil {
+		return nil, fmt.Errorf("-etcd: ramp: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ctl.Run(ctx) }()
+	a.onClose(func(context.Context) error { cancel(); <-done; return nil })
+	return ctl, nil
 }

@@ -120,6 +120,39 @@ func TestEtcdPlanStore(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+
+	// The ramp: the shops run a controller (one leads); a plan with a ramp
+	// section, started through one shop's admin listener, moves both to its
+	// first step; aborted, both go back to 0 %.
+	auth := "Authorization: Bearer " + adminToken
+	if a := shops[0].adminDo("POST", "/admin/canary/ramp/start", `{"note":"e2e"}`, auth); a.status != http.StatusConflict ||
+		!strings.Contains(a.raw, "no ramp section") {
+		t.Fatalf("ramp start on a plan without a ramp section: %d %s, want 409", a.status, a.raw)
+	}
+	body, _ := json.Marshal(map[string]any{"plan": "salt: demo-ramp\ncanary_percent: 0\nramp:\n  steps: [5% 1h, 100%]\n", "author": "ops"})
+	if a := shops[1].adminDo("POST", "/admin/canary/plan/apply", string(body), auth); a.status != http.StatusOK {
+		t.Fatalf("apply a plan with a ramp: %d %s", a.status, a.raw)
+	}
+	if a := shops[0].adminDo("POST", "/admin/canary/ramp/start", `{"note":"e2e","author":"ops"}`, auth); a.status != http.StatusOK ||
+		!strings.Contains(a.raw, `"phase": "running"`) {
+		t.Fatalf("ramp start: %d %s", a.status, a.raw)
+	}
+	waitPercent := func(pct float64) {
+		deadline := time.Now().Add(15 * time.Second)
+		for i, s := range shops {
+			for s.planState().Plan.CanaryPercent != pct {
+				if time.Now().After(deadline) {
+					t.Fatalf("shop %d does not run %g %%: %+v", i, pct, s.planState().Plan)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	waitPercent(5)
+	if a := shops[1].adminDo("POST", "/admin/canary/ramp/abort", `{"note":"e2e done"}`, auth); a.status != http.StatusOK {
+		t.Fatalf("ramp abort: %d %s", a.status, a.raw)
+	}
+	waitPercent(0)
 }
 
 func TestEtcdFlagErrors(t *testing.T) {
