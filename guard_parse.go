@@ -1,10 +1,11 @@
 package canary
 
 import (
-	"strconv"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/reqcanary/canary/internal/yamlread"
 )
 
 // guard reads the plan's guard section. A null section is no section.
@@ -62,16 +63,6 @@ func (w *planWalker) guard(p *Plan, path string, n *yaml.Node) {
 	p.Guard = g
 }
 
-// duration reads a Go duration written as a string, such as 1s or 250ms.
 func (w *planWalker) duration(path string, n *yaml.Node) (time.Duration, bool) {
-	const want = "a duration such as 1s or 250ms"
-	if !w.scalar(path, n, want) {
-		return 0, false
-	}
-	d, err := time.ParseDuration(n.Value)
-	if err != nil {
-		w.fail(path, n, "must be "+want+", got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return d, true
+	return yamlread.Duration(w.fail, path, n)
 }

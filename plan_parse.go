@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/reqcanary/canary/internal/yamlread"
 )
 
 // maxPlanErrors caps how many problems one error reports.
@@ -135,15 +136,11 @@ func (w *planWalker) fail(key string, n *yaml.Node, reason string) {
 	w.errs = append(w.errs, &PlanError{Key: key, Line: n.Line, Column: n.Column, Reason: reason})
 }
 
-// resolve follows aliases.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+// resolve and isNull are yamlread's, by their old names.
+var (
+	resolve = yamlread.Resolve
+	isNull  = yamlread.IsNull
+)
 
 // mapping calls fn for each key of the mapping n, checking that each key is
 // one of known and appears once. A null n is an empty mapping.
@@ -234,55 +231,6 @@ func (w *planWalker) plan(p *Plan, doc *yaml.Node) {
 	})
 }
 
-func (w *planWalker) scalar(path string, n *yaml.Node, want string) bool {
-	switch {
-	case n.Kind != yaml.ScalarNode:
-		w.fail(path, n, "must be "+want)
-		return false
-	case isNull(n):
-		w.fail(path, n, "has no value; must be "+want)
-		return false
-	}
-	return true
-}
-
-func (w *planWalker) integer(path string, n *yaml.Node) (int, bool) {
-	if !w.scalar(path, n, "a whole number") {
-		return 0, false
-	}
-	var i int
-	if n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-		w.fail(path, n, "must be a whole number, got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return i, true
-}
-
-func (w *planWalker) number(path string, n *yaml.Node) (float64, bool) {
-	if !w.scalar(path, n, "a number") {
-		return 0, false
-	}
-	var f float64
-	if t := n.ShortTag(); (t != "!!int" && t != "!!float") || n.Decode(&f) != nil ||
-		math.IsNaN(f) || math.IsInf(f, 0) {
-		w.fail(path, n, "must be a number, got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return f, true
-}
-
-func (w *planWalker) boolean(path string, n *yaml.Node) (bool, bool) {
-	if !w.scalar(path, n, "true or false") {
-		return false, false
-	}
-	var b bool
-	if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-		w.fail(path, n, "must be true or false, got "+strconv.Quote(n.Value))
-		return false, false
-	}
-	return b, true
-}
-
 func (w *planWalker) str(path string, n *yaml.Node) (string, bool) {
 	if !w.scalar(path, n, "a string") {
 		return "", false
@@ -295,6 +243,22 @@ func (w *planWalker) str(path string, n *yaml.Node) (string, bool) {
 		}
 	}
 	return n.Value, true
+}
+
+func (w *planWalker) scalar(path string, n *yaml.Node, want string) bool {
+	return yamlread.Scalar(w.fail, path, n, want)
+}
+
+func (w *planWalker) integer(path string, n *yaml.Node) (int, bool) {
+	return yamlread.Int(w.fail, path, n)
+}
+
+func (w *planWalker) number(path string, n *yaml.Node) (float64, bool) {
+	return yamlread.Number(w.fail, path, n)
+}
+
+func (w *planWalker) boolean(path string, n *yaml.Node) (bool, bool) {
+	return yamlread.Bool(w.fail, path, n)
 }
 
 // seq calls fn for each item of the sequence n; a null n is an empty list.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/reqcanary/canary/internal/yamlread"
 )
 
 // Error is the error of [Parse] and [Ramp.Validate]: every problem found,
@@ -140,14 +142,10 @@ func (w *walker) fail(key string, n *yaml.Node, reason string) {
 	w.errs = append(w.errs, Problem{Key: key, Line: n.Line, Column: n.Column, Reason: reason})
 }
 
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+var (
+	resolve = yamlread.Resolve
+	isNull  = yamlread.IsNull
+)
 
 func (w *walker) mapping(path string, n *yaml.Node, known []string, fn func(key, path string, v *yaml.Node)) {
 	n = resolve(n)
@@ -209,18 +207,6 @@ func (w *walker) seq(path string, n *yaml.Node, fn func(ipath string, item *yaml
 	}
 }
 
-func (w *walker) scalar(path string, n *yaml.Node, want string) bool {
-	switch {
-	case n.Kind != yaml.ScalarNode:
-		w.fail(path, n, "must be "+want)
-		return false
-	case isNull(n):
-		w.fail(path, n, "has no value; must be "+want)
-		return false
-	}
-	return true
-}
-
 func (w *walker) str(path string, n *yaml.Node) (string, bool) {
 	if !w.scalar(path, n, "a string") {
 		return "", false
@@ -228,54 +214,22 @@ func (w *walker) str(path string, n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
-func (w *walker) integer(path string, n *yaml.Node) (int, bool) {
-	if !w.scalar(path, n, "a whole number") {
-		return 0, false
-	}
-	var i int
-	if n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-		w.fail(path, n, "must be a whole number, got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return i, true
+func (w *walker) scalar(path string, n *yaml.Node, want string) bool {
+	return yamlread.Scalar(w.fail, path, n, want)
 }
 
+func (w *walker) integer(path string, n *yaml.Node) (int, bool) { return yamlread.Int(w.fail, path, n) }
+
 func (w *walker) number(path string, n *yaml.Node) (float64, bool) {
-	if !w.scalar(path, n, "a number") {
-		return 0, false
-	}
-	var f float64
-	if t := n.ShortTag(); (t != "!!int" && t != "!!float") || n.Decode(&f) != nil ||
-		math.IsNaN(f) || math.IsInf(f, 0) {
-		w.fail(path, n, "must be a number, got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return f, true
+	return yamlread.Number(w.fail, path, n)
 }
 
 func (w *walker) boolean(path string, n *yaml.Node) (bool, bool) {
-	if !w.scalar(path, n, "true or false") {
-		return false, false
-	}
-	var b bool
-	if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-		w.fail(path, n, "must be true or false, got "+strconv.Quote(n.Value))
-		return false, false
-	}
-	return b, true
+	return yamlread.Bool(w.fail, path, n)
 }
 
 func (w *walker) duration(path string, n *yaml.Node) (time.Duration, bool) {
-	const want = "a duration such as 1s or 250ms"
-	if !w.scalar(path, n, want) {
-		return 0, false
-	}
-	d, err := time.ParseDuration(n.Value)
-	if err != nil {
-		w.fail(path, n, "must be "+want+", got "+strconv.Quote(n.Value))
-		return 0, false
-	}
-	return d, true
+	return yamlread.Duration(w.fail, path, n)
 }
 
 // step reads "PERCENT% [HOLD]", a bare number, or a mapping.
