@@ -17,6 +17,7 @@ import (
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/planstore/etcdstore"
+	"github.com/reqcanary/canary/planstore/redisstore"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -205,7 +206,7 @@ func TestPlanStoreRedisFleetFollowsOneApply(t *testing.T) {
 	newStore := func() planstore.Store {
 		rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = rdb.Close() })
-		s, err := planstore.NewRedis(planstore.RedisConfig{Client: rdb, Validate: ValidatePlan, Prefix: pfx})
+		s, err := redisstore.New(redisstore.Config{Client: rdb, Validate: ValidatePlan, Prefix: pfx})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,9 +2,9 @@
 // [Store] holds the current plan with a version, refuses writes based on an
 // old version (compare-and-swap), validates a plan before it is written,
 // keeps an audited history, rolls back, and tells every watcher about each
-// change. The etcd implementation is in package planstore/etcdstore (so
-// that only programs that use etcd compile its client); [NewRedis] is the
-// Redis one.
+// change. The implementations are in their own packages, planstore/etcdstore
+// and planstore/redisstore, so that a program compiles only the client of
+// the store it uses; this package imports neither.
 //
 // The package does not import the engine: the caller passes the validation
 // function (the engine's plan parser, canary.ValidatePlan).

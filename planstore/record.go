@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Defaults of the stores' configurations (etcdstore.Config, [RedisConfig]).
+// Defaults of the stores' configurations (etcdstore.Config, redisstore.Config).
 const (
 	DefaultHistoryLimit  = 50
 	DefaultOpTimeout     = 3 * time.Second

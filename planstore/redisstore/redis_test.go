@@ -1,10 +1,12 @@
-package planstore_test
+package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/planstore"
+	"github.com/reqcanary/canary/planstore/redisstore"
 )
 
 // redisStore returns a Redis store under a prefix of the test's own (its
@@ -26,7 +29,7 @@ func redisStore(t *testing.T, prefix string, limit int, addr ...string) planstor
 	rdb := redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s, err := planstore.NewRedis(planstore.RedisConfig{Client: rdb, Validate: validate, Prefix: prefix,
+	s, err := redisstore.New(redisstore.Config{Client: rdb, Validate: validate, Prefix: prefix,
 		HistoryLimit: limit, OpTimeout: 500 * time.Millisecond, RetryInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -156,5 +159,61 @@ func TestRedisStoreWatchersAndOutage(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprintf("[%d]", next) {
 			t.Fatalf("mode %d: after the outage the far watcher delivered %v, want [%d]", mode, got, next)
 		}
+	}
+}
+
+func TestNewConfigErrors(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	for _, tc := range []struct {
+		name string
+		cfg  redisstore.Config
+		want string
+	}{
+		{"no client", redisstore.Config{Validate: validate}, "redisstore.Config.Client is required"},
+		{"no validate", redisstore.Config{Client: rdb}, "redisstore.Config.Validate is required"},
+		{"negative history", redisstore.Config{Client: rdb, Validate: validate, HistoryLimit: -1}, "redisstore.Config.HistoryLimit"},
+		{"negative timeout", redisstore.Config{Client: rdb, Validate: validate, OpTimeout: -1}, "redisstore.Config.OpTimeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := redisstore.New(tc.cfg)
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("New = nil error, want one naming %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want it to name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRedisStoreKeyLayout pins the keys (the layout the store had in package
+// planstore), so a store written by an older version stays readable.
+func TestRedisStoreKeyLayout(t *testing.T) {
+	if redisstore.DefaultPrefix != "{canary-plan}:" {
+		t.Fatalf("DefaultPrefix = %q, want {canary-plan}:", redisstore.DefaultPrefix)
+	}
+	pfx := redisPrefix(t)
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := ctxT(t)
+	// A record as an older version wrote it: read as it is, written on top.
+	old := `{"version":7,"plan":"canary: 7\n","author":"bob","time":"2024-01-02T03:04:05Z","action":"apply","from":6}`
+	if err := rdb.Set(ctx, pfx+"current", old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := redisStore(t, pfx, 0)
+	if p, err := s.Get(ctx); err != nil || p.Version != 7 || string(p.Data) != "canary: 7\n" || p.Author != "bob" || p.From != 6 {
+		t.Fatalf("Get of an existing record = %+v, %v", p, err)
+	}
+	mustApply(t, s, plan(8), 7)
+	var r planstore.Record
+	if b, err := rdb.Get(ctx, pfx+"current").Bytes(); err != nil || json.Unmarshal(b, &r) != nil || r.Version != 8 || r.Diff != "" {
+		t.Fatalf("%scurrent after the write: %+v, %v", pfx, r, err)
+	}
+	hist, err := rdb.LRange(ctx, pfx+"history", 0, -1).Result()
+	if err != nil || len(hist) != 1 || json.Unmarshal([]byte(hist[0]), &r) != nil || r.Version != 8 || r.Diff == "" {
+		t.Fatalf("%shistory after the write: %q, %v; want one record of v8 with its diff", pfx, hist, err)
 	}
 }

@@ -1,4 +1,4 @@
-package planstore_test
+package redisstore_test
 
 import (
 	"bytes"
@@ -11,7 +11,8 @@ import (
 	"github.com/reqcanary/canary/planstore"
 )
 
-// The same small helpers as planstore/etcdstore's tests (another package).
+// The same small helpers as planstore/etcdstore's tests (another package):
+// the stores are tested against the same expectations.
 
 // errBadPlan is what the test validator returns.
 var errBadPlan = errors.New("plan: line 1: want `canary: N`")
