@@ -16,7 +16,11 @@ import (
 // Cache stores the last good answers the transport may serve when every
 // endpoint failed (stale-if-error). The transport builds the keys; a Cache
 // only stores opaque keys and entries, evicting them as it sees fit (TTL,
-// size). [NewMemoryCache] and [NewRedisCache] are the two implementations.
+// size). [NewMemoryCache] keeps them in process memory; package
+// [github.com/reqcanary/canary/fallback/rediscache] keeps them in Redis,
+// shared by several processes. Another store can implement Cache with
+// [EncodeEntry] and [DecodeEntry] (entries as bytes) and [KeyPartition] (the
+// tenant a key belongs to, to bound each tenant's share).
 //
 // What the transport stores: answers to GET and HEAD requests with a 2xx
 // status other than 206, from Stable or Shadow (never Canary, so a stale
@@ -36,7 +40,7 @@ import (
 // another's answer. Answers that set a cookie are never stored.
 //
 // Keys read "canary:fallback:v2:<partition>:<s|u>:<hex>", where the partition
-// names the dependency's tenant: [NewMemoryCache] and [NewRedisCache] bound
+// names the dependency's tenant: [NewMemoryCache] and the Redis cache bound
 // the space each partition takes, so that clients choosing random tenant ids
 // cannot fill the cache.
 //
@@ -74,11 +78,13 @@ func (e *Entry) size() int64 {
 	return n
 }
 
-// ErrCacheEntry is returned by a Cache whose stored data cannot be decoded.
+// ErrCacheEntry is returned (wrapped) by [DecodeEntry], and by a Cache whose
+// stored data cannot be decoded.
 var ErrCacheEntry = errors.New("fallback: malformed cache entry")
 
 // cacheKeyVersion changes whenever the key layout changes, so old entries
-// are never misread.
+// are never misread. The store script of package rediscache matches the
+// layout (to find a key's partition in Lua): change both together.
 const cacheKeyVersion = "v2"
 
 // cacheKeyPrefix starts every key the transport builds.
@@ -137,9 +143,12 @@ func partition(name, tenantID string) string {
 	return hex.EncodeToString(h.Sum(sum[:0])[:8])
 }
 
-// keyPartition returns the partition of a key built by cacheKey, or "-" for
-// any other key (a Cache used directly shares one partition for those).
-func keyPartition(key string) string {
+// KeyPartition returns the partition of a key the transport built: 16 hex
+// digits naming one tenant of one dependency (see [Cache]), or "-" for any
+// other key. A [Cache] bounds the space each partition takes, so that
+// clients choosing random tenant ids cannot fill it; keys that are not the
+// transport's (a Cache used directly) share the one partition "-".
+func KeyPartition(key string) string {
 	rest, ok := strings.CutPrefix(key, cacheKeyPrefix)
 	if !ok {
 		return "-"

@@ -122,7 +122,7 @@ func (c *memoryCache) Get(_ context.Context, key string) (*Entry, bool, error) {
 // the size bounds: the tenant's first, then the whole cache's.
 func (c *memoryCache) Set(_ context.Context, key string, e *Entry) error {
 	size := e.size() + int64(len(key)) + memoryItemOverhead
-	part := keyPartition(key)
+	part := KeyPartition(key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {

@@ -9,7 +9,9 @@
 // requests and a per-attempt timeout (failsafe-go's circuitbreaker and
 // timeout, run per attempt by failsafehttp or failsafegrpc); the chain is a
 // composition of failsafe-go fallback policies; the stale-if-error step is a
-// fallback that reads a [Cache] ([NewMemoryCache], [NewRedisCache]).
+// fallback that reads a [Cache]: [NewMemoryCache] in process memory, or
+// package [github.com/reqcanary/canary/fallback/rediscache] in Redis (this
+// package does not import the Redis client).
 // Requests that are not idempotent are sent to another endpoint only when
 // they certainly were not sent (connection refused, open circuit).
 // Request bodies are kept for replay only up to Config.MaxReplayBodyBytes;

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/fallback"
+	"github.com/reqcanary/canary/fallback/rediscache"
 	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/tenant"
 )
@@ -189,7 +190,7 @@ func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricing
 	p := &pricingClient{stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var cache fallback.Cache
 	if rdb != nil {
-		cache, err = fallback.NewRedisCache(rdb, 10*time.Minute)
+		cache, err = rediscache.New(rdb, 10*time.Minute)
 	} else {
 		cache, err = fallback.NewMemoryCache(8<<20, 10*time.Minute)
 	}
