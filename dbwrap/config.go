@@ -95,7 +95,8 @@ type Config struct {
 	// TokenStore keeps the per-user write positions (keyed by tenant and
 	// user hash) so the same user reads its writes on its next requests.
 	// Nil means an in-memory store for this process ([NewMemoryTokenStore]);
-	// use [NewRedisTokenStore] or [NewRedisTokenStoreConfig] when several
+	// use the Redis store of package
+	// [github.com/reqcanary/canary/dbwrap/redistoken] when several
 	// instances serve the same users.
 	TokenStore TokenStore
 

@@ -19,9 +19,12 @@ var (
 	// dbwrap did not open.
 	ErrNotDBWrap = errors.New("dbwrap: the *sql.DB was not opened by dbwrap")
 	// ErrInvalidConfig is matched by every configuration error returned by
-	// Open, OpenDB and NewConnector; the message names the field.
+	// Open, OpenDB and NewConnector (and by the token stores' constructors,
+	// such as redistoken.NewWithConfig); the message names the field.
 	ErrInvalidConfig = errors.New("dbwrap: invalid config")
-	// ErrClosed is returned by Start for a database that was closed.
+	// ErrClosed is returned by Start for a database that was closed, and
+	// wrapped by the errors of a token store's calls after its Close (such
+	// as redistoken.Store's).
 	ErrClosed = errors.New("dbwrap: database closed")
 	// ErrConnLost is matched by the errors of a transaction, or of a pinned
 	// session (a *sql.Conn holding session state, see the routing rules),

@@ -5,14 +5,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/reqcanary/canary/dbwrap"
 	"github.com/reqcanary/canary/tenant"
@@ -201,35 +199,6 @@ func ExampleOpenDB() {
 		Primary:  stdlib.GetConnector(*primary),
 		Replicas: []driver.Connector{stdlib.GetConnector(*replica)},
 	}, dbwrap.Config{DriverName: "pgx"}) // the name picks the PostgreSQL dialect
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-}
-
-// Share read-your-writes across instances through Redis, with bounded calls,
-// a circuit breaker and a local copy for Redis outages, and let reads right
-// after a write wait briefly for the replica instead of going to the
-// primary.
-func ExampleNewRedisTokenStoreConfig() {
-	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379"})
-	defer rdb.Close()
-	tokens, err := dbwrap.NewRedisTokenStoreConfig(dbwrap.RedisTokenConfig{
-		Client:  rdb,
-		Timeout: 50 * time.Millisecond, // default 100 ms
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer tokens.(io.Closer).Close() // after db.Close: stops the write-back
-
-	db, err := dbwrap.Open(dbwrap.Config{
-		DriverName:      "pgx",
-		Primary:         "postgres://app@db-primary:5432/shop",
-		Replicas:        []string{"postgres://app@db-replica-1:5432/shop"},
-		TokenStore:      tokens,
-		ConsistencyWait: 50 * time.Millisecond,
-	})
 	if err != nil {
 		log.Fatal(err)
 	}

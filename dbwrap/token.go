@@ -58,21 +58,24 @@ func (b *tokenBox) raise(p uint64) {
 func (b *tokenBox) record(p uint64) {
 	for {
 		old := b.pos.Load()
-		next := nextPosition(old, p)
+		next := MergePosition(old, p)
 		if next == old || b.pos.CompareAndSwap(old, next) {
 			return
 		}
 	}
 }
 
-// nextPosition is what a remembered position cur becomes when a write at p
-// is recorded: the higher of the two, except that a known p replaces
-// PositionUnknown.
-func nextPosition(cur, p uint64) uint64 {
-	if cur == positionUnknown && p != positionUnknown && p != 0 {
-		return p
+// MergePosition returns what a remembered position cur becomes when a write
+// at pos is recorded: the higher of the two, except that a known pos (not 0,
+// not PositionUnknown) replaces PositionUnknown, since a write's position
+// covers every write committed before it on the primary. It is the rule of
+// TokenStore.Save; a TokenStore implementation can apply it as is. It is a
+// pure function.
+func MergePosition(cur, pos uint64) uint64 {
+	if cur == positionUnknown && pos != positionUnknown && pos != 0 {
+		return pos
 	}
-	return max(cur, p)
+	return max(cur, pos)
 }
 
 func optionsFrom(ctx context.Context) *ctxOptions {
@@ -178,9 +181,15 @@ func userKey(l tenant.Labels) string {
 //
 // Implementations must be safe for concurrent use, must keep the highest
 // position when Save is called with a lower one (except that a known
-// position replaces PositionUnknown), and must not forget a position before
-// its TTL has passed (a position is never cleared early, even when some
-// replica has caught up: others may not have).
+// position replaces PositionUnknown: [MergePosition] applies both rules),
+// and must not forget a position before its TTL has passed (a position is
+// never cleared early, even when some replica has caught up: others may not
+// have). Keys are opaque strings made by dbwrap from the tenant and the
+// user hash; a store keeps them as they are, e.g. under a prefix of its own.
+//
+// dbwrap ships [NewMemoryTokenStore]; the Redis store, for several
+// instances serving the same users, is in package
+// [github.com/reqcanary/canary/dbwrap/redistoken].
 type TokenStore interface {
 	// Load returns the user's position, or 0 when none is remembered.
 	Load(ctx context.Context, key string) (uint64, error)
@@ -235,7 +244,7 @@ func (m *memoryTokens) Save(_ context.Context, key string, pos uint64, ttl time.
 	if e.pos == positionUnknown && pos != positionUnknown {
 		e.expires = exp // the unknown position ends here
 	}
-	e.pos = nextPosition(e.pos, pos)
+	e.pos = MergePosition(e.pos, pos)
 	if exp.After(e.expires) {
 		e.expires = exp
 	}

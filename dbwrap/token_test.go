@@ -2,15 +2,8 @@ package dbwrap
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/reqcanary/canary/internal/testenv"
-	"github.com/reqcanary/canary/tenant"
 )
 
 func TestLSNRoundTrip(t *testing.T) {
@@ -35,7 +28,8 @@ func TestLSNRoundTrip(t *testing.T) {
 }
 
 // testStore checks a TokenStore's contract: the highest position wins, the
-// TTL is refreshed, and an entry expires only after its TTL.
+// TTL is refreshed, and an entry expires only after its TTL. (The Redis
+// store's tests in redistoken check the same contract.)
 func testStore(t *testing.T, s TokenStore, key string) {
 	ctx := context.Background()
 	if p, err := s.Load(ctx, key); err != nil || p != 0 {
@@ -87,50 +81,4 @@ func testStore(t *testing.T, s TokenStore, key string) {
 func TestMemoryTokenStore(t *testing.T) {
 	t.Parallel()
 	testStore(t, NewMemoryTokenStore(), "3:acme:u1")
-}
-
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { c.Close() })
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func TestRedisTokenStore(t *testing.T) {
-	t.Parallel()
-	c := redisClient(t)
-	prefix := fmt.Sprintf("canary:test:dbwrap:%d:", time.Now().UnixNano())
-	testStore(t, NewRedisTokenStore(c, prefix), "3:acme:u1")
-	c.Del(context.Background(), prefix+"3:acme:u1")
-}
-
-// Two instances share a Redis token store: the user's write through one is
-// read by the user's next request on the other, while the replica is paused.
-func TestPGRedisTokenStoreAcrossInstances(t *testing.T) {
-	e := newPGEnv(t)
-	c := redisClient(t)
-	store := NewRedisTokenStore(c, fmt.Sprintf("canary:test:dbwrap:%d:", time.Now().UnixNano()))
-	cfg := e.config()
-	cfg.MaxReplicaLag = time.Hour
-	cfg.TokenStore = store
-	a, b := e.open(t, cfg), e.open(t, cfg)
-	tbl := e.table(t, "id int")
-	e.pauseReplay(t)
-
-	bg := context.Background()
-	user := tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("9a", 16)}
-	if _, err := a.ExecContext(tenant.NewContext(bg, user), "insert into "+tbl+" values (1)"); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := b.QueryRowContext(tenant.NewContext(bg, user), "select count(*) from "+tbl).Scan(&n); err != nil || n != 1 {
-		t.Errorf("the user's next request on the other instance sees %d rows (err %v), want 1", n, err)
-	}
-	anon := tenant.NewContext(bg, tenant.Labels{Tenant: "acme"})
-	if err := b.QueryRowContext(anon, "select count(*) from "+tbl).Scan(&n); err != nil || n != 0 {
-		t.Errorf("a request without the user sees %d rows (err %v), want 0 from the paused replica", n, err)
-	}
 }

@@ -2,8 +2,6 @@ package dbwrap
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -69,79 +67,65 @@ func hostPort(t *testing.T, dsn string) string {
 // right after it) leaves the unknown position, which sends the user's reads
 // to the primary. It must not pin the user there: the user's next write,
 // whose position is known, replaces it (for the request and in the token
-// store, memory and Redis), and an unknown position that no write replaces
-// expires after TokenTTL.
+// store; the Redis store's case is in redistoken), and an unknown position
+// that no write replaces expires after TokenTTL.
 func TestPGUnknownPositionReplacedByNextWrite(t *testing.T) {
-	for _, kind := range []string{"memory", "redis"} {
-		t.Run(kind, func(t *testing.T) {
-			e := newPGEnv(t)
-			proxy := testenv.NewFaultProxy(t, hostPort(t, e.primaryDSN))
-			d := &cutDialect{Dialect: Postgres(), proxy: proxy}
-			cfg := e.config()
-			cfg.Primary = viaProxy(t, e.primaryDSN, proxy)
-			cfg.Dialect = d
-			cfg.MaxReplicaLag = time.Hour
-			cfg.TokenTTL = time.Minute
-			if kind == "redis" {
-				store := NewRedisTokenStore(redisClient(t),
-					fmt.Sprintf("canary:test:dbwrap:unknown:%d:", time.Now().UnixNano()))
-				t.Cleanup(func() {
-					if c, ok := store.(io.Closer); ok {
-						c.Close()
-					}
-				})
-				cfg.TokenStore = store
-			}
-			db := e.open(t, cfg)
-			tbl := e.table(t, "id int")
-			bg := context.WithValue(context.Background(), cutKey{}, true)
-			user := tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("7c", 16), Cohort: tenant.Stable}
+	e := newPGEnv(t)
+	proxy := testenv.NewFaultProxy(t, hostPort(t, e.primaryDSN))
+	d := &cutDialect{Dialect: Postgres(), proxy: proxy}
+	cfg := e.config()
+	cfg.Primary = viaProxy(t, e.primaryDSN, proxy)
+	cfg.Dialect = d
+	cfg.MaxReplicaLag = time.Hour
+	cfg.TokenTTL = time.Minute
+	db := e.open(t, cfg)
+	tbl := e.table(t, "id int")
+	bg := context.WithValue(context.Background(), cutKey{}, true)
+	user := tenant.Labels{Tenant: "acme", UserHash: strings.Repeat("7c", 16), Cohort: tenant.Stable}
 
-			req := tenant.NewContext(bg, user)
-			d.armed.Store(true)
-			if _, err := db.ExecContext(req, "insert into "+tbl+" values (1)"); err != nil {
-				t.Fatalf("the write itself failed: %v", err)
-			}
-			if d.cut.Load() != 1 {
-				t.Fatal("the position read was not cut")
-			}
-			if r, err := Explain(req, db, "select 1"); err != nil || r.Reason != ReasonSticky || r.Token != "unknown" {
-				t.Fatalf("after the write of unknown position: %v, %v; want the primary, sticky, token unknown", r, err)
-			}
-			if r, _ := Explain(tenant.NewContext(bg, user), db, "select 1"); r.Reason != ReasonSticky {
-				t.Fatalf("the user's next request: %v; want sticky", r)
-			}
+	req := tenant.NewContext(bg, user)
+	d.armed.Store(true)
+	if _, err := db.ExecContext(req, "insert into "+tbl+" values (1)"); err != nil {
+		t.Fatalf("the write itself failed: %v", err)
+	}
+	if d.cut.Load() != 1 {
+		t.Fatal("the position read was not cut")
+	}
+	if r, err := Explain(req, db, "select 1"); err != nil || r.Reason != ReasonSticky || r.Token != "unknown" {
+		t.Fatalf("after the write of unknown position: %v, %v; want the primary, sticky, token unknown", r, err)
+	}
+	if r, _ := Explain(tenant.NewContext(bg, user), db, "select 1"); r.Reason != ReasonSticky {
+		t.Fatalf("the user's next request: %v; want sticky", r)
+	}
 
-			// The next write of the user, in the same request and in a new
-			// one, records a known position: it replaces the unknown one.
-			var err error
-			for i := 0; i < 5; i++ { // the conn cut above may still be handed out once
-				if _, err = db.ExecContext(req, "insert into "+tbl+" values (2)"); err == nil {
-					break
-				}
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok, ok := ConsistencyToken(req)
-			if !ok || tok == formatLSN(positionUnknown) {
-				t.Fatalf("the request's token after a known write is %q, %v; want a known position", tok, ok)
-			}
-			e.waitReplicated(t)
-			caughtUp := func(ctx context.Context) bool {
-				r, err := Explain(ctx, db, "select 1")
-				return err == nil && r.Target == TargetReplica && r.Reason == ReasonCaughtUp
-			}
-			// The poller sees the replica's position within a few polls (50 ms).
-			within(t, 3*time.Second, "the request's reads go to the caught-up replica", func() bool { return caughtUp(req) })
-			within(t, 3*time.Second, "the user's next requests read from the caught-up replica", func() bool {
-				return caughtUp(tenant.NewContext(bg, user))
-			})
-			var n int
-			if err := db.QueryRowContext(tenant.NewContext(bg, user), "select count(*) from "+tbl).Scan(&n); err != nil || n != 2 {
-				t.Errorf("the user's next request sees %d rows (err %v), want 2", n, err)
-			}
-		})
+	// The next write of the user, in the same request and in a new
+	// one, records a known position: it replaces the unknown one.
+	var err error
+	for i := 0; i < 5; i++ { // the conn cut above may still be handed out once
+		if _, err = db.ExecContext(req, "insert into "+tbl+" values (2)"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := ConsistencyToken(req)
+	if !ok || tok == formatLSN(positionUnknown) {
+		t.Fatalf("the request's token after a known write is %q, %v; want a known position", tok, ok)
+	}
+	e.waitReplicated(t)
+	caughtUp := func(ctx context.Context) bool {
+		r, err := Explain(ctx, db, "select 1")
+		return err == nil && r.Target == TargetReplica && r.Reason == ReasonCaughtUp
+	}
+	// The poller sees the replica's position within a few polls (50 ms).
+	within(t, 3*time.Second, "the request's reads go to the caught-up replica", func() bool { return caughtUp(req) })
+	within(t, 3*time.Second, "the user's next requests read from the caught-up replica", func() bool {
+		return caughtUp(tenant.NewContext(bg, user))
+	})
+	var n int
+	if err := db.QueryRowContext(tenant.NewContext(bg, user), "select count(*) from "+tbl).Scan(&n); err != nil || n != 2 {
+		t.Errorf("the user's next request sees %d rows (err %v), want 2", n, err)
 	}
 }
 

@@ -22,11 +22,13 @@
 //
 // It never provides what it does not own: *redis.Client, a
 // metric.MeterProvider and a *slog.Logger are taken when the application
-// provides them (all optional) and handed to the engine, dbwrap and fallback.
+// provides them (all optional) and handed to the engine, dbwrap and fallback;
+// with a *redis.Client, the database's read-your-writes tokens are kept in
+// Redis (redistoken.New, unless Config.DB.TokenStore is set).
 //
 // Every value is built by the packages' own constructors (canary.New,
-// dbwrap.Open, fallback.NewTransport, (*canary.Engine).Transport…), which stay
-// usable without fx.
+// dbwrap.Open, redistoken.New, fallback.NewTransport,
+// (*canary.Engine).Transport…), which stay usable without fx.
 //
 // # Lifecycle
 //

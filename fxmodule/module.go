@@ -18,6 +18,7 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/dbwrap/redistoken"
 	"github.com/reqcanary/canary/fallback"
 )
 
@@ -71,7 +72,8 @@ type Config struct {
 	// DB, when set, makes the module provide *sql.DB and *sqlx.DB opened by
 	// dbwrap.Open(*DB). Its MeterProvider defaults to the application's, and
 	// its TokenStore, when nil and the application provides a
-	// *redis.Client, is dbwrap.NewRedisTokenStore(client, ""). The module
+	// *redis.Client, is redistoken.New(client, ""), closed after the
+	// database on the application's stop. The module
 	// sets DeferStart and calls dbwrap.Start on the application's start:
 	// before it, every read goes to the primary.
 	DB *dbwrap.Config
@@ -187,7 +189,7 @@ func newSQLDB(d deps) (*sql.DB, error) {
 	}
 	var ownStore io.Closer // a token store the module made: closed after the DB
 	if cfg.TokenStore == nil && d.Redis != nil {
-		cfg.TokenStore = dbwrap.NewRedisTokenStore(d.Redis, "")
+		cfg.TokenStore = redistoken.New(d.Redis, "")
 		ownStore, _ = cfg.TokenStore.(io.Closer)
 	}
 	cfg.DeferStart = true

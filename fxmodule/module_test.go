@@ -28,6 +28,7 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/dbwrap/redistoken"
 	"github.com/reqcanary/canary/fallback"
 	"github.com/reqcanary/canary/fxmodule"
 	"github.com/reqcanary/canary/internal/testenv"
@@ -283,7 +284,7 @@ func TestModulePostgresRedis(t *testing.T) {
 	if _, err := xdb.ExecContext(lctx, "insert into fxmodule_t values (1)"); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(ctx, dbwrap.DefaultRedisTokenPrefix+"*").Result()
+	keys, err := rdb.Keys(ctx, redistoken.DefaultPrefix+"*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Errorf("no token in Redis after a labelled write (%v)", err)
 	}

@@ -19,6 +19,7 @@ import (
 	_ "modernc.org/sqlite" // driver "sqlite", pure Go
 
 	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/dbwrap/redistoken"
 )
 
 // product is a row of demo_products.
@@ -76,7 +77,7 @@ type storeConfig struct {
 func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
 	cfg := dbwrap.Config{MeterProvider: sc.meter}
 	if sc.redis != nil {
-		cfg.TokenStore = dbwrap.NewRedisTokenStore(sc.redis, "canary:demo-shop:token:")
+		cfg.TokenStore = redistoken.New(sc.redis, "canary:demo-shop:token:")
 	}
 	var desc, flagName, bind string
 	if sc.myPrimary != "" {

@@ -1,8 +1,10 @@
-package dbwrap
+package redistoken
 
 import (
 	"testing"
 	"time"
+
+	"github.com/reqcanary/canary/dbwrap"
 )
 
 // The local copy keeps at most its capacity, drops the least recently saved
@@ -38,7 +40,7 @@ func TestLocalTokens(t *testing.T) {
 	if l.dirtyCount() != 0 {
 		t.Errorf("dirty = %d, want 0", l.dirtyCount())
 	}
-	l.save("c", positionUnknown, time.Minute, now.Add(4*time.Second))
+	l.save("c", dbwrap.PositionUnknown, time.Minute, now.Add(4*time.Second))
 	l.save("c", 5, time.Second, now.Add(5*time.Second))
 	if p, ok := l.load("c", now.Add(5*time.Second)); !ok || p != 5 {
 		t.Errorf("c = %x, %v after a known position replaced the unknown one; want 5", p, ok)

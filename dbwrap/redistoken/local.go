@@ -1,11 +1,13 @@
-package dbwrap
+package redistoken
 
 import (
 	"sync"
 	"time"
+
+	"github.com/reqcanary/canary/dbwrap"
 )
 
-// localTokens is the Redis token store's in-process copy of the positions
+// localTokens is the Store's in-process copy of the positions
 // this instance saved: written through on every Save, read on every Load (so
 // that read-your-writes holds on this instance while Redis is unreachable),
 // and the source of the write-back of the positions Redis missed.
@@ -13,8 +15,7 @@ import (
 // It holds at most capacity entries; when full, the entry saved least
 // recently goes. Entries expire with the TTL they were saved with; an
 // expired entry is dropped when it is saved again or reaches the end of the
-// list. It is safe for
-// concurrent use.
+// list. It is safe for concurrent use.
 type localTokens struct {
 	mu       sync.Mutex
 	capacity int
@@ -68,10 +69,10 @@ func (l *localTokens) save(key string, pos uint64, ttl time.Duration, now time.T
 	default:
 		l.moveToFront(e)
 	}
-	if e.pos == positionUnknown && pos != positionUnknown {
+	if e.pos == dbwrap.PositionUnknown && pos != dbwrap.PositionUnknown {
 		e.expires = exp
 	}
-	e.pos = nextPosition(e.pos, pos)
+	e.pos = dbwrap.MergePosition(e.pos, pos)
 	if exp.After(e.expires) {
 		e.expires = exp
 	}

@@ -1,0 +1,178 @@
+package redistoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/internal/testenv"
+)
+
+// testStore checks the dbwrap.TokenStore contract (as dbwrap's own test of
+// its memory store does): the highest position wins, a known position
+// replaces the unknown one, the TTL is refreshed, and an entry expires only
+// after its TTL.
+func testStore(t *testing.T, s dbwrap.TokenStore, key string) {
+	t.Helper()
+	ctx := context.Background()
+	if p, err := s.Load(ctx, key); err != nil || p != 0 {
+		t.Fatalf("empty Load = %x, %v", p, err)
+	}
+	if err := s.Save(ctx, key, 0x200, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, key, 0x100, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Load(ctx, key); err != nil || p != 0x200 {
+		t.Errorf("Load after a lower Save = %x, %v; want 200", p, err)
+	}
+	if err := s.Save(ctx, key, dbwrap.PositionUnknown, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Load(ctx, key); p != dbwrap.PositionUnknown {
+		t.Errorf("Load = %x, want the unknown position", p)
+	}
+	// A later write's known position replaces the unknown one, even a lower
+	// one than before: it covers every earlier write.
+	if err := s.Save(ctx, key, 0x150, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Load(ctx, key); p != 0x150 {
+		t.Errorf("Load after a known position replaced the unknown one = %x, want 150", p)
+	}
+	short := key + "-short"
+	if err := s.Save(ctx, short, 5, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Load(ctx, short); p != 5 {
+		t.Errorf("Load before the TTL = %d, want 5", p)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, _ := s.Load(ctx, short)
+		if p == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the entry did not expire")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisClient returns a client of the test Redis, closed at the end of the
+// test.
+func redisClient(t *testing.T) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { c.Close() })
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// closeStore closes s at the end of the test.
+func closeStore(t *testing.T, s *Store) {
+	t.Helper()
+	t.Cleanup(func() { s.Close() })
+}
+
+func TestRedisTokenStore(t *testing.T) {
+	t.Parallel()
+	c := redisClient(t)
+	prefix := fmt.Sprintf("canary:test:redistoken:%d:", time.Now().UnixNano())
+	s := New(c, prefix)
+	closeStore(t, s)
+	testStore(t, s, "3:acme:u1")
+	// The key layout: prefix + key, the position as 16 hex digits, a TTL.
+	if v, err := c.Get(context.Background(), prefix+"3:acme:u1").Result(); err != nil || v != "0000000000000150" {
+		t.Errorf("Redis holds %q (err %v) under the prefixed key, want 0000000000000150", v, err)
+	}
+	if ttl, err := c.PTTL(context.Background(), prefix+"3:acme:u1").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Errorf("the key's TTL = %v (err %v), want at most a minute", ttl, err)
+	}
+	c.Del(context.Background(), prefix+"3:acme:u1")
+}
+
+// New with an empty prefix keys under DefaultPrefix.
+func TestRedisTokenStoreDefaultPrefix(t *testing.T) {
+	t.Parallel()
+	c := redisClient(t)
+	key := fmt.Sprintf("4:test:%d", time.Now().UnixNano())
+	s := New(c, "")
+	closeStore(t, s)
+	if err := s.Save(context.Background(), key, 7, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Del(context.Background(), DefaultPrefix+key) })
+	if n, err := c.Exists(context.Background(), DefaultPrefix+key).Result(); err != nil || n != 1 {
+		t.Errorf("no key %s%s in Redis (err %v)", DefaultPrefix, key, err)
+	}
+}
+
+// A Save while Redis is down starts the write-back; Close stops it at once
+// and leaves no goroutine, even with calls stalled in flight.
+func TestRedisTokenStoreCloseStopsWriteBack(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	proxy := testenv.NewFaultProxy(t, testenv.RedisAddr(t))
+	defer proxy.Close()
+	c := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	defer c.Close()
+	s, err := NewWithConfig(Config{Client: c, Prefix: "canary:test:redistoken:close:", BreakerDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	proxy.Set(testenv.ProxyStall)
+	if err := s.Save(ctx, "3:acme:u1", 42, time.Minute); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Save with Redis stalled = %v, want ErrUnavailable", err)
+	}
+	if p, err := s.Load(ctx, "3:acme:u1"); err != nil || p != 42 {
+		t.Errorf("Load with Redis stalled = %d, %v; want 42 from the local copy", p, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the write-back tries (and stalls) meanwhile
+	done := make(chan struct{})
+	go func() {
+		proxy.Set(testenv.ProxyCut) // the stalled calls end with the connections
+		s.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if err := s.Save(ctx, "3:acme:u1", 43, time.Minute); !errors.Is(err, ErrUnavailable) || !errors.Is(err, dbwrap.ErrClosed) {
+		t.Errorf("Save after Close = %v, want ErrUnavailable and dbwrap.ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestRedisTokenConfigErrors(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for _, tc := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{}, "Config.Client"},
+		{Config{Client: c, Timeout: -1}, "Config.Timeout"},
+		{Config{Client: c, BreakerDelay: -1}, "Config.BreakerDelay"},
+	} {
+		_, err := NewWithConfig(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.field) || !errors.Is(err, dbwrap.ErrInvalidConfig) {
+			t.Errorf("%+v: err = %v, want dbwrap.ErrInvalidConfig naming %s", tc.cfg, err, tc.field)
+		}
+	}
+}
