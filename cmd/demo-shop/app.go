@@ -9,17 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/fallback"
-	"github.com/reqcanary/canary/fallback/rediscache"
-	"github.com/reqcanary/canary/planstore"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -41,8 +36,7 @@ type app struct {
 	done     []chan struct{}
 	closers  []func(context.Context) error // run in reverse order
 
-	etcd  *clientv3.Client // -etcd; nil otherwise
-	store planstore.Store  // -etcd; nil otherwise
+	svc services // -redis, -etcd: services.go (none with -tags demo_embedded)
 }
 
 // start builds and starts everything; on error, what was started is stopped.
@@ -62,18 +56,14 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	}
 	a.onClose(tel.shutdown)
 
-	var rdb *redis.Client
-	if cfg.redisAddr != "" {
-		if rdb, err = openRedis(ctx, cfg.redisAddr); err != nil {
-			return a, err
-		}
-		a.onClose(func(context.Context) error { return rdb.Close() })
+	if err := a.openRedis(ctx, cfg); err != nil {
+		return a, err
 	}
 
 	st, desc, err := openStore(ctx, storeConfig{
 		sqlitePath: cfg.dbPath, pgPrimary: cfg.pgPrimary, pgReplica: cfg.pgReplica,
 		myPrimary: cfg.myPrimary, myReplica: cfg.myReplica,
-		redis: rdb, meter: tel.meter,
+		tokens: a.tokenStore(), meter: tel.meter,
 	})
 	if err != nil {
 		return a, err
@@ -82,11 +72,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	a.onClose(func(context.Context) error { return st.Close() })
 
 	opts := []canary.Option{canary.WithLogger(log), canary.WithMeterProvider(tel.meter)}
-	if rdb != nil {
-		// Every shop on this Redis and prefix shares the kill switch: a guard
-		// trip or an operator's switch on one reaches all within a second.
-		opts = append(opts, canary.WithFleetSwitch(rdb, canary.FleetConfig{Prefix: cfg.fleet}))
-	}
+	opts = append(opts, a.fleetOptions(cfg)...)
 	if cfg.etcd != "" {
 		if opts, err = a.withPlanStore(ctx, cfg, log, opts); err != nil {
 			return a, err
@@ -106,7 +92,7 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 	}
 	a.onClose(func(context.Context) error { return eng.Close() })
 	var adminOpts []canary.AdminOption
-	if a.etcd != nil {
+	if cfg.etcd != "" {
 		ctl, err := a.startRamp(cfg, eng)
 		if err != nil {
 			return a, err
@@ -114,7 +100,11 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		adminOpts = append(adminOpts, canary.WithAdminRamp(ctl))
 	}
 
-	pricing, err := newPricing(eng, rdb, tel)
+	shared, err := a.sharedCache()
+	if err != nil {
+		return a, err
+	}
+	pricing, err := newPricing(eng, shared, tel)
 	if err != nil {
 		return a, err
 	}
@@ -176,8 +166,9 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 }
 
 // newPricing starts both pricing versions and the fallback transport in
-// front of them, with a cache in Redis when there is one.
-func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricingClient, error) {
+// front of them, with the shared cache when there is one (Redis), else one
+// in memory.
+func newPricing(eng *canary.Engine, shared fallback.Cache, tel *telemetry) (*pricingClient, error) {
 	stable, err := startPricing("stable", 100)
 	if err != nil {
 		return nil, err
@@ -188,10 +179,8 @@ func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricing
 		return nil, err
 	}
 	p := &pricingClient{stable: stable, canary: canaryV, base: &http.Transport{MaxIdleConnsPerHost: 16}}
-	var cache fallback.Cache
-	if rdb != nil {
-		cache, err = rediscache.New(rdb, 10*time.Minute)
-	} else {
+	cache := shared
+	if cache == nil {
 		cache, err = fallback.NewMemoryCache(8<<20, 10*time.Minute)
 	}
 	if err == nil {
@@ -216,28 +205,6 @@ func newPricing(eng *canary.Engine, rdb *redis.Client, tel *telemetry) (*pricing
 	}
 	p.client = &http.Client{Transport: p.rt}
 	return p, nil
-}
-
-// openRedis connects to Redis at addr (host:port or a redis:// URL) and
-// checks that it answers.
-func openRedis(ctx context.Context, addr string) (*redis.Client, error) {
-	opt := &redis.Options{Addr: addr}
-	if strings.Contains(addr, "://") {
-		var err error
-		if opt, err = redis.ParseURL(addr); err != nil {
-			return nil, fmt.Errorf("-redis: %w", err)
-		}
-	}
-	opt.DialTimeout = 3 * time.Second
-	redis.SetLogger(quietLogger{}) // the error below says it once
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("-redis: cannot reach Redis at %s: %w", opt.Addr, err)
-	}
-	return c, nil
 }
 
 func (a *app) onClose(f func(context.Context) error) { a.closers = append(a.closers, f) }
@@ -283,8 +250,3 @@ func (a *app) shutdown() {
 		_ = a.closers[i](ctx)
 	}
 }
-
-// quietLogger silences go-redis's own log lines (pool dial retries).
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}

@@ -1,3 +1,5 @@
+//go:build !demo_embedded
+
 package main
 
 import (

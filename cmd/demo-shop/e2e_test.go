@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,7 +28,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/reqcanary/canary"
-	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/tenant"
 )
 
@@ -71,6 +68,9 @@ func binary(t *testing.T) string {
 		args := []string{"build", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")
+		}
+		if !servicesBuilt {
+			args = append(args, "-tags", "demo_embedded") // the build under test
 		}
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -662,12 +662,13 @@ func TestBadStart(t *testing.T) {
 	}
 	defer busy.Close()
 	dir := t.TempDir()
-	tests := []struct {
+	type badStart struct {
 		name string
 		args []string
 		code int
 		msg  string
-	}{
+	}
+	tests := []badStart{
 		{"unknown flag", []string{"-nope"}, exitUsage, "flag provided but not defined: -nope"},
 		{"bad address", []string{"-http", "8080"}, exitUsage, `-http (or DEMO_SHOP_HTTP): "8080" is not host:port`},
 		{"replica without primary", []string{"-pg-replica", "postgres://x"}, exitUsage, "-pg-replica (or DEMO_SHOP_PG_REPLICA) needs -pg-primary"},
@@ -679,6 +680,22 @@ func TestBadStart(t *testing.T) {
 			"-redis", "127.0.0.1:1"}, exitError, "-redis: cannot reach Redis at 127.0.0.1:1"},
 		{"bad plan", []string{"-http", "127.0.0.1:0", "-grpc", "127.0.0.1:0", "-db", filepath.Join(dir, "c.db"),
 			"-plan", filepath.Join(dir, "missing.yaml")}, exitError, "-plan:"},
+	}
+	if !servicesBuilt {
+		// -tags demo_embedded (make demo): the service flags are refused
+		// before anything starts, naming the flag and the way out.
+		for i, tt := range tests {
+			switch tt.name {
+			case "database unreachable":
+				tests[i].code, tests[i].msg = exitUsage, "-pg-primary: this demo-shop was built with -tags demo_embedded"
+			case "redis unreachable":
+				tests[i].code, tests[i].msg = exitUsage, "-redis: this demo-shop was built with -tags demo_embedded"
+			}
+		}
+		tests = append(tests,
+			badStart{"etcd in an embedded build", []string{"-etcd", "127.0.0.1:2379"}, exitUsage, "go run ./cmd/demo-shop -etcd"},
+			badStart{"mysql in an embedded build", []string{"-mysql-primary", "u@tcp(127.0.0.1:1)/x"}, exitUsage,
+				"-mysql-primary: this demo-shop was built with -tags demo_embedded"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -698,87 +715,5 @@ func TestBadStart(t *testing.T) {
 				t.Errorf("stderr has a stack trace or a password:\n%s", s)
 			}
 		})
-	}
-}
-
-// TestPostgresAndRedis runs two shops on the real PostgreSQL primary and
-// streaming replica, sharing Redis: a user's order is read back at once on
-// either shop whatever the replica's lag, and a price one shop stored in the
-// Redis cache is served by the other when its pricing is down.
-func TestPostgresAndRedis(t *testing.T) {
-	primary, replica, redisAddr := testenv.PGPrimary(t), testenv.PGReplica(t), testenv.RedisAddr(t)
-	testenv.LockReplicaShared(t) // dbwrap tests stop the replica under an exclusive hold
-	args := []string{"-pg-primary", primary, "-pg-replica", replica, "-redis", redisAddr,
-		"-fleet", fmt.Sprintf("demo-shop-e2e-%d-%d:", os.Getpid(), time.Now().UnixNano())}
-	env := []string{"CANARY_USER_HASH_KEY=demo-shop-e2e-shared-key"} // both shops hash users alike
-	a := startShop(t, env, args...)
-	b := startShop(t, env, args...)
-	waitReplicaSeeded(t, replica)
-
-	ten := fmt.Sprintf("pg-%d", time.Now().UnixNano()) // fresh cache keys for this run
-	user := []string{"X-Tenant-ID: " + ten, "X-User-ID: walter"}
-
-	list := a.do("GET", "/products", "", user...)
-	if list.status != 200 || len(list.reply.Products) != len(seedProducts) {
-		t.Fatalf("products on PostgreSQL: %d %s", list.status, list.raw)
-	}
-
-	made := a.do("POST", "/orders", `{"product_id":5,"quantity":2}`, user...)
-	if made.status != 201 || made.reply.Order == nil {
-		t.Fatalf("create order: %d %s", made.status, made.raw)
-	}
-	path := fmt.Sprintf("/orders/%d", made.reply.Order.ID)
-	for name, p := range map[string]*shopProc{"same shop": a, "other shop": b} {
-		got := p.do("GET", path, "", user...)
-		if got.status != 200 || got.reply.Order == nil || *got.reply.Order != *made.reply.Order {
-			t.Fatalf("%s: read back %d %s, want the order just made", name, got.status, got.raw)
-		}
-		// The write's WAL position (kept in Redis for the user) decides:
-		// a replica that replayed it, else the primary.
-		if r := got.reply.Served.DB; r != "primary (token-ahead)" && r != "replica-0 (caught-up)" {
-			t.Errorf("%s: read went to %q, want a server that has the write", name, r)
-		}
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
-	keys, err := rdb.Keys(context.Background(), "canary:demo-shop:token:*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Errorf("no read-your-writes token in Redis (%v)", err)
-	}
-
-	// A stable answer stored by shop a is served by shop b from Redis.
-	stable := append([]string{"X-Canary: stable"}, user...)
-	if got := a.do("GET", "/products/3", "", stable...); got.reply.Served.Pricing != "stable" {
-		t.Fatalf("shop a: %s", got.raw)
-	}
-	b.admin("/admin/pricing/stable?mode=fail")
-	b.admin("/admin/pricing/canary?mode=fail")
-	got := b.do("GET", "/products/3", "", stable...)
-	want(t, "shop b, pricing down", got, 200, tenant.Stable, tenant.ReasonOverride, "cache")
-	if got.reply.Product == nil || got.reply.Product.PriceCents != 12900 {
-		t.Errorf("shop b served %s, want the cached stable price 12900", got.raw)
-	}
-}
-
-// waitReplicaSeeded waits until the replica has the seeded products (the
-// first start seeds the primary; a test elsewhere may pause replay briefly).
-func waitReplicaSeeded(t *testing.T, dsn string) {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var n int
-		err := db.QueryRow("SELECT count(*) FROM demo_products").Scan(&n)
-		if err == nil && n == len(seedProducts) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica has %d products after 60s (%v)", n, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

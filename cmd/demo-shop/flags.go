@@ -104,6 +104,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 				flagEnv["admin-token"], builtinAdminToken, name, addr)
 		}
 	}
+	if !servicesBuilt {
+		for _, f := range []struct{ name, value string }{
+			{"pg-primary", c.pgPrimary}, {"mysql-primary", c.myPrimary}, {"redis", c.redisAddr}, {"etcd", c.etcd},
+		} {
+			if f.value != "" {
+				return c, fmt.Errorf("%w (or %s)", errEmbeddedOnly("-"+f.name), flagEnv[f.name])
+			}
+		}
+	}
 	if err := c.checkEtcd(); err != nil {
 		return c, err
 	}
@@ -151,4 +160,35 @@ func (c config) planDesc() string {
 		return "embedded plan.yaml"
 	}
 	return c.planFile + " (watched)"
+}
+
+// defaultEtcdPrefix is the default of -etcd-prefix.
+const defaultEtcdPrefix = "/canary/plan/" // etcdstore.DefaultPrefix (services_test.go checks)
+
+// checkEtcd checks -etcd and -etcd-prefix.
+func (c config) checkEtcd() error {
+	if c.etcd == "" {
+		return nil
+	}
+	if c.planFile != "" {
+		return fmt.Errorf("-etcd (or %s) and -plan (or %s) cannot be combined: the plan comes from one place",
+			flagEnv["etcd"], flagEnv["plan"])
+	}
+	for _, ep := range strings.Split(c.etcd, ",") {
+		if strings.TrimSpace(ep) == "" {
+			return fmt.Errorf("-etcd (or %s): empty endpoint in %q", flagEnv["etcd"], c.etcd)
+		}
+	}
+	if !strings.HasPrefix(c.etcdKeys, "/") {
+		return fmt.Errorf("-etcd-prefix (or %s): %q must start with /", flagEnv["etcd-prefix"], c.etcdKeys)
+	}
+	return nil
+}
+
+// errEmbeddedOnly is the error for a service flag given to a shop built with
+// -tags demo_embedded (as `make demo` builds it), which has the embedded
+// mode only.
+func errEmbeddedOnly(flagName string) error {
+	return fmt.Errorf("%s: this demo-shop was built with -tags demo_embedded (as `make demo` builds it), which leaves the service modes out; "+
+		"build it without the tag: go run ./cmd/demo-shop %s …", flagName, flagName)
 }

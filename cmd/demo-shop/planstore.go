@@ -1,3 +1,5 @@
+//go:build !demo_embedded
+
 package main
 
 import (
@@ -19,29 +21,6 @@ import (
 	"github.com/reqcanary/canary/ramp"
 )
 
-// defaultEtcdPrefix is the default of -etcd-prefix.
-const defaultEtcdPrefix = etcdstore.DefaultPrefix
-
-// checkEtcd checks -etcd and -etcd-prefix.
-func (c config) checkEtcd() error {
-	if c.etcd == "" {
-		return nil
-	}
-	if c.planFile != "" {
-		return fmt.Errorf("-etcd (or %s) and -plan (or %s) cannot be combined: the plan comes from one place",
-			flagEnv["etcd"], flagEnv["plan"])
-	}
-	for _, ep := range strings.Split(c.etcd, ",") {
-		if strings.TrimSpace(ep) == "" {
-			return fmt.Errorf("-etcd (or %s): empty endpoint in %q", flagEnv["etcd"], c.etcd)
-		}
-	}
-	if !strings.HasPrefix(c.etcdKeys, "/") {
-		return fmt.Errorf("-etcd-prefix (or %s): %q must start with /", flagEnv["etcd-prefix"], c.etcdKeys)
-	}
-	return nil
-}
-
 // withPlanStore makes the engine follow the plan in etcd (-etcd), with a
 // cache file for starts while etcd is down. An empty store is seeded with
 // the embedded plan, so that a first shop starts on the demo's plan.
@@ -58,7 +37,7 @@ func (a *app) withPlanStore(ctx context.Context, cfg config, log *slog.Logger, o
 		return opts, fmt.Errorf("-etcd: %w", err)
 	}
 	a.onClose(func(context.Context) error { return store.Close() })
-	a.etcd, a.store = cli, store
+	a.svc.etcd, a.svc.store = cli, store
 	_, err = store.Apply(ctx, embeddedPlan, 0, planstore.Change{Author: "demo-shop", Note: "seed: the embedded plan.yaml"})
 	switch {
 	case err == nil, errors.Is(err, planstore.ErrVersionConflict): // seeded, or a plan is there already
@@ -73,16 +52,16 @@ func (a *app) withPlanStore(ctx context.Context, cfg config, log *slog.Logger, o
 // ramp: section (docs/ramp.md): a publisher of its guard's figures and a
 // controller (one shop leads), under -etcd-prefix + "ramp/". It returns the
 // controller for the admin handler (canaryctl ramp …).
-func (a *app) startRamp(cfg config, eng *canary.Engine) (*ramp.Controller, error) {
+func (a *app) startRamp(cfg config, eng *canary.Engine) (canary.RampActor, error) {
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("demo-shop@%s:%d", host, os.Getpid())
 	prefix := cfg.etcdKeys + "ramp/"
-	pub, err := ramp.NewPublisher(a.etcd, eng, ramp.PublisherConfig{Prefix: prefix, Instance: instance})
+	pub, err := ramp.NewPublisher(a.svc.etcd, eng, ramp.PublisherConfig{Prefix: prefix, Instance: instance})
 	if err != nil {
 		return nil, fmt.Errorf("-etcd: ramp: %w", err)
 	}
 	a.onClose(func(context.Context) error { return pub.Close() })
-	ctl, err := ramp.New(ramp.Config{Client: a.etcd, Store: a.store, Prefix: prefix, Instance: instance})
+	ctl, err := ramp.New(ramp.Config{Client: a.svc.etcd, Store: a.svc.store, Prefix: prefix, Instance: instance})
 	if err != nil {
 		return nil, fmt.Errorf("-etcd: ramp: %w", err)
 	}

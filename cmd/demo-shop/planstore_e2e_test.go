@@ -1,3 +1,5 @@
+//go:build !demo_embedded
+
 package main
 
 import (
@@ -169,5 +171,14 @@ func TestEtcdFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestDefaultEtcdPrefix checks the default of -etcd-prefix, written out in
+// flags.go so that the embedded build needs no etcd package, against the
+// plan store's own default.
+func TestDefaultEtcdPrefix(t *testing.T) {
+	if defaultEtcdPrefix != etcdstore.DefaultPrefix {
+		t.Fatalf("-etcd-prefix defaults to %q, the plan store to %q", defaultEtcdPrefix, etcdstore.DefaultPrefix)
 	}
 }

@@ -11,15 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	"github.com/jmoiron/sqlx"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	_ "modernc.org/sqlite" // driver "sqlite", pure Go
 
 	"github.com/reqcanary/canary/dbwrap"
-	"github.com/reqcanary/canary/dbwrap/redistoken"
 )
 
 // product is a row of demo_products.
@@ -66,8 +62,8 @@ type store struct {
 type storeConfig struct {
 	sqlitePath           string
 	pgPrimary, pgReplica string
-	myPrimary, myReplica string        // MySQL/MariaDB (go-sql-driver/mysql DSNs)
-	redis                *redis.Client // nil: per-process read-your-writes tokens
+	myPrimary, myReplica string            // MySQL/MariaDB (go-sql-driver/mysql DSNs)
+	tokens               dbwrap.TokenStore // nil: per-process read-your-writes tokens
 	meter                metric.MeterProvider
 }
 
@@ -75,38 +71,12 @@ type storeConfig struct {
 // returns a description for the start-up message. Errors say which flag's
 // database could not be used.
 func openStore(ctx context.Context, sc storeConfig) (*store, string, error) {
-	cfg := dbwrap.Config{MeterProvider: sc.meter}
-	if sc.redis != nil {
-		cfg.TokenStore = redistoken.New(sc.redis, "canary:demo-shop:token:")
+	cfg := dbwrap.Config{MeterProvider: sc.meter, TokenStore: sc.tokens}
+	desc, flagName, bind, ok, err := openServiceDB(ctx, sc, &cfg) // store_services.go
+	if err != nil {
+		return nil, "", err
 	}
-	var desc, flagName, bind string
-	if sc.myPrimary != "" {
-		if sc.myReplica != "" {
-			if err := pingDB(ctx, "mysql", sc.myReplica); err != nil {
-				return nil, "", fmt.Errorf("-mysql-replica: cannot reach MySQL/MariaDB: %w", err)
-			}
-			cfg.Replicas = []string{sc.myReplica}
-		}
-		cfg.DriverName, cfg.Primary, flagName, bind = "mysql", sc.myPrimary, "-mysql-primary", "mysql"
-		desc = "MariaDB primary " + redactMyDSN(sc.myPrimary)
-		if sc.myReplica != "" {
-			desc += " + replica " + redactMyDSN(sc.myReplica)
-		}
-	} else if sc.pgPrimary != "" {
-		if sc.pgReplica != "" {
-			// Check the replica on its own first, so a bad replica DSN is
-			// reported as such rather than as slow reads later.
-			if err := pingDB(ctx, "pgx", sc.pgReplica); err != nil {
-				return nil, "", fmt.Errorf("-pg-replica: cannot reach PostgreSQL: %w", err)
-			}
-			cfg.Replicas = []string{sc.pgReplica}
-		}
-		cfg.DriverName, cfg.Primary, flagName, bind = "pgx", sc.pgPrimary, "-pg-primary", "pgx"
-		desc = "PostgreSQL primary " + redactDSN(sc.pgPrimary)
-		if sc.pgReplica != "" {
-			desc += " + replica " + redactDSN(sc.pgReplica)
-		}
-	} else {
+	if !ok {
 		path, err := filepath.Abs(sc.sqlitePath)
 		if err != nil {
 			return nil, "", fmt.Errorf("-db: %w", err)
@@ -193,18 +163,6 @@ func redactDSN(dsn string) string {
 		return "(dsn)"
 	}
 	return u.Redacted()
-}
-
-// redactMyDSN drops the password from a go-sql-driver/mysql DSN.
-func redactMyDSN(dsn string) string {
-	c, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return "(dsn)"
-	}
-	if c.Passwd != "" {
-		c.Passwd = "xxxxx"
-	}
-	return c.FormatDSN()
 }
 
 // migrate creates the tables when missing and seeds the products. bind is
