@@ -23,8 +23,9 @@
 //   - the guard ([WithGuard], or the plan's guard section) compares each
 //     request's outcome between canary and stable and turns the kill switch
 //     on when the canary is worse (docs/guard.md); [WithFleetSwitch] shares
-//     the kill switch across instances through Redis, and [AdminHandler] is
-//     the operator's view and switch (docs/operations.md).
+//     the kill switch across instances through a store they all reach
+//     (Redis, with fleetswitch/redisswitch), and [AdminHandler] is the
+//     operator's view and switch (docs/operations.md).
 //
 // A chi service:
 //

@@ -232,8 +232,9 @@ func (e *Engine) UntrustedOverrides() uint64 { return e.untrusted.Load() }
 func (e *Engine) Middleware(next http.Handler) http.Handler { return e.mw(next) }
 
 // Close stops watching the plan file, evaluating the guard and following the
-// fleet's switch, and waits for their goroutines to finish; it does not close
-// the Redis client of [WithFleetSwitch]. The engine keeps deciding with the
+// fleet's switch, and waits for their goroutines to finish; it closes the
+// fleet switch but not the client given to its backend ([WithFleetSwitch]).
+// The engine keeps deciding with the
 // plan and kill switch in force. An engine that was never started holds
 // nothing that needs Close, but closing it is allowed (a later
 // [Engine.Start] then fails). Close is idempotent, safe to call concurrently

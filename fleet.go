@@ -9,9 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/reqcanary/canary/internal/fleet"
+	"github.com/reqcanary/canary/fleetswitch"
 )
 
 // Reasons the engine writes in the fleet state; a reason is a guard's when it
@@ -28,15 +26,16 @@ func isGuardReason(r string) bool {
 // fleetLink is the engine's fleet-wide kill switch.
 type fleetLink struct {
 	e            *Engine
-	sw           *fleet.Switch
+	sw           fleetswitch.Switch
 	timeout      time.Duration
 	startTimeout time.Duration
 	warned       bool      // the fleet's switch was found on and said so; under the engine's start
 	wb           writeBack // an operator's ON owed to the fleet (killswitch.go)
 }
 
-// newFleetLink makes the engine's fleet switch; it contacts nothing.
-func newFleetLink(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink, error) {
+// newFleetLink opens the engine's fleet switch on backend; it contacts
+// nothing.
+func newFleetLink(e *Engine, backend fleetswitch.Backend, cfg FleetConfig) (*fleetLink, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultFleetPrefix
 	}
@@ -44,12 +43,15 @@ func newFleetLink(e *Engine, client *redis.Client, cfg FleetConfig) (*fleetLink,
 		cfg.StartTimeout = DefaultFleetStartTimeout
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = fleet.DefaultTimeout
+		cfg.Timeout = fleetswitch.DefaultTimeout
 	}
-	sw, err := fleet.New(client, fleet.Options{Prefix: cfg.Prefix, ResyncInterval: cfg.ResyncInterval,
+	sw, err := backend.Open(fleetswitch.Options{Prefix: cfg.Prefix, ResyncInterval: cfg.ResyncInterval,
 		Timeout: cfg.Timeout, Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithFleetSwitch: %w", ErrInvalidOption, err)
+	}
+	if sw == nil {
+		return nil, fmt.Errorf("%w: WithFleetSwitch: backend: Open returned no switch", ErrInvalidOption)
 	}
 	sw.OnChange(e.applyFleet)
 	return &fleetLink{e: e, sw: sw, timeout: cfg.Timeout, startTimeout: cfg.StartTimeout}, nil
@@ -101,13 +103,13 @@ func (f *fleetLink) set(on bool, reason string) error {
 
 // setCtx writes the fleet state and applies it here at once.
 func (f *fleetLink) setCtx(ctx context.Context, on bool, reason string) error {
-	if len(reason) > fleet.MaxReasonLen {
-		reason = reason[:fleet.MaxReasonLen]
+	if len(reason) > fleetswitch.MaxReasonLen {
+		reason = reason[:fleetswitch.MaxReasonLen]
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	if err := f.sw.Set(ctx, on, reason, f.e.g.instance); err != nil {
-		if errors.Is(err, fleet.ErrNotStarted) {
+		if errors.Is(err, fleetswitch.ErrNotStarted) {
 			return fmt.Errorf("%w: WithDeferredStart: call Engine.Start before writing the fleet's kill switch", ErrNotStarted)
 		}
 		return fmt.Errorf("canary: fleet kill switch: %w", err)
@@ -119,7 +121,7 @@ func (f *fleetLink) setCtx(ctx context.Context, on bool, reason string) error {
 // applyFleet makes the engine follow the fleet's state st. An off state newer
 // than this instance's trip re-arms the local guard too: the fleet holds one
 // switch, and whoever turned it off meant it for every instance.
-func (e *Engine) applyFleet(st fleet.State) {
+func (e *Engine) applyFleet(st fleetswitch.State) {
 	e.g.mu.Lock()
 	if st.Version < e.g.fleetSeen {
 		e.g.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reqcanary/canary/fleetswitch/redisswitch"
 	"github.com/reqcanary/canary/internal/guard"
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/tenant"
@@ -42,7 +43,7 @@ func (ft *fleetTest) engine(name string) (*Engine, *guard.ManualClock) {
 	clk := guard.NewManualClock(t0)
 	p, _ := ParsePlan([]byte(guardPlan))
 	e, err := New(WithPlan(p), WithUserHashKey(testHashKey), WithGuard(GuardConfig{Enabled: true}), withGuardClock(clk),
-		WithFleetSwitch(c, FleetConfig{Prefix: ft.prefix, Instance: name}))
+		WithFleetSwitch(redisswitch.New(c), FleetConfig{Prefix: ft.prefix, Instance: name}))
 	if err != nil {
 		ft.t.Fatal(err)
 	}
@@ -123,14 +124,14 @@ func TestFleetOperatorSwitch(t *testing.T) {
 func TestFleetNeedsRedisAtStart(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer c.Close()
-	_, err := New(WithFleetSwitch(c, FleetConfig{StartTimeout: 300 * time.Millisecond}))
+	_, err := New(WithFleetSwitch(redisswitch.New(c), FleetConfig{StartTimeout: 300 * time.Millisecond}))
 	if err == nil || !strings.Contains(err.Error(), "WithFleetSwitch") {
 		t.Fatalf("New without Redis: %v", err)
 	}
 	if _, err := New(WithFleetSwitch(nil, FleetConfig{})); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("nil client: %v", err)
 	}
-	if _, err := New(WithFleetSwitch(c, FleetConfig{Timeout: -1})); !errors.Is(err, ErrInvalidOption) ||
+	if _, err := New(WithFleetSwitch(redisswitch.New(c), FleetConfig{Timeout: -1})); !errors.Is(err, ErrInvalidOption) ||
 		!strings.Contains(err.Error(), "Timeout") {
 		t.Fatalf("negative timeout: %v", err)
 	}

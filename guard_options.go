@@ -3,16 +3,16 @@ package canary
 import (
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	otellog "go.opentelemetry.io/otel/log"
 
+	"github.com/reqcanary/canary/fleetswitch"
 	"github.com/reqcanary/canary/internal/guard"
 )
 
 // guardOptions is what the guard and fleet options set.
 type guardOptions struct {
 	base     *GuardConfig // WithGuard; nil when not given
-	fleet    *redis.Client
+	fleet    fleetswitch.Backend
 	fleetCfg FleetConfig
 	logs     otellog.LoggerProvider // nil: the global provider
 	clock    guard.Clock            // test hook; nil: the system clock
@@ -50,48 +50,55 @@ func WithGuard(cfg GuardConfig) Option {
 
 // Defaults of a [FleetConfig].
 const (
-	DefaultFleetPrefix       = "canary:"
+	DefaultFleetPrefix       = fleetswitch.DefaultPrefix // "canary:"
 	DefaultFleetStartTimeout = 5 * time.Second
 )
 
 // FleetConfig configures the fleet-wide kill switch of [WithFleetSwitch].
 // The zero value is the default.
 type FleetConfig struct {
-	// Prefix starts the Redis key (Prefix+"kill-switch") and channel
-	// (Prefix+"kill-switch:changes"); instances share a kill switch when they
-	// share the Redis and the prefix. Default [DefaultFleetPrefix]; give each
-	// service its own.
+	// Prefix names the fleet's kill switch in the backend's store; instances
+	// share a kill switch when they share the store and the prefix (on Redis,
+	// with fleetswitch/redisswitch: the key Prefix+"kill-switch" and the
+	// channel Prefix+"kill-switch:changes"). Default [DefaultFleetPrefix];
+	// give each service its own.
 	Prefix string
 	// Instance names this instance in the fleet state it writes (the actor of
 	// a guard trip). Default: the host name and process id.
 	Instance string
-	// StartTimeout bounds New's first read of the key. Default 5s.
+	// StartTimeout bounds New's first read of the fleet's state. Default 5s.
 	StartTimeout time.Duration
-	// ResyncInterval is how often the key is re-read in case a published
+	// ResyncInterval is how often the state is re-read in case a published
 	// change was missed. Default 5s.
 	ResyncInterval time.Duration
-	// Timeout bounds each background Redis call and each write the engine
-	// makes (a trip, a re-arm). Default 2s.
+	// Timeout bounds each background call to the backend and each write the
+	// engine makes (a trip, a re-arm). Default 2s.
 	Timeout time.Duration
 }
 
 // WithFleetSwitch shares the kill switch with every instance that uses the
-// same Redis and FleetConfig.Prefix: a guard trip on any instance, an
-// operator's [Engine.TurnKillSwitch] or [Engine.RearmGuard], or the admin
-// handler's POST, is written to a Redis key and published, and every instance
-// follows within a second (a periodic re-read catches missed messages). New
-// reads the key before it returns, so a new instance starts with the fleet's
-// switch; New fails when Redis cannot be reached within StartTimeout, because
-// an instance that cannot tell whether the fleet is rolled back must not
-// start sending traffic to canary. [Engine.Close] stops following the fleet;
-// it does not close client.
+// same backend store and FleetConfig.Prefix: a guard trip on any instance,
+// an operator's [Engine.TurnKillSwitch] or [Engine.RearmGuard], or the admin
+// handler's POST, is written to the store and published, and every instance
+// follows within a second (a periodic re-read catches missed changes). The
+// backend is Redis with fleetswitch/redisswitch:
+//
+//	canary.WithFleetSwitch(redisswitch.New(rdb), canary.FleetConfig{Prefix: "checkout:"})
+//
+// New opens the switch with the [fleetswitch.Options] derived from cfg and
+// reads the fleet's state before it returns, so a new instance starts with
+// the fleet's switch; New fails when the store cannot be reached within
+// StartTimeout, because an instance that cannot tell whether the fleet is
+// rolled back must not start sending traffic to canary. [Engine.Close]
+// closes the switch and stops following the fleet; it does not close the
+// backend's client.
 //
 // Default: no fleet switch; the kill switch and the guard's trips are per
-// process. A nil client is an error.
-func WithFleetSwitch(client *redis.Client, cfg FleetConfig) Option {
+// process. A nil backend is an error.
+func WithFleetSwitch(backend fleetswitch.Backend, cfg FleetConfig) Option {
 	return optionFunc(func(c *config) {
-		if client == nil {
-			c.errorf("WithFleetSwitch: nil *redis.Client")
+		if backend == nil {
+			c.errorf("WithFleetSwitch: backend: nil fleetswitch.Backend")
 			return
 		}
 		for _, f := range []struct {
@@ -102,7 +109,7 @@ func WithFleetSwitch(client *redis.Client, cfg FleetConfig) Option {
 				c.errorf("WithFleetSwitch: %s: must not be negative, got %v", f.name, f.d)
 			}
 		}
-		c.guard.fleet, c.guard.fleetCfg = client, cfg
+		c.guard.fleet, c.guard.fleetCfg = backend, cfg
 	})
 }
 

@@ -11,8 +11,9 @@ import (
 
 // ErrFleetPending is matched by the error [Engine.TurnKillSwitch] returns
 // when it turned the kill switch on in this process but could not write it
-// to the fleet (Redis is down or slow): the switch is on here, and the
-// engine writes it to the fleet as soon as Redis answers again.
+// to the fleet (its store, such as Redis, is down or slow): the switch is on
+// here, and the engine writes it to the fleet as soon as the store answers
+// again.
 var ErrFleetPending = errors.New("canary: kill switch on in this process; the fleet is not told yet")
 
 // Back-off of the write-back of an operator's ON to the fleet.
@@ -22,7 +23,7 @@ const (
 )
 
 // writeBack is the operator's switch as the fleet owes it: an ON that could
-// not be written, retried in the background until Redis takes it.
+// not be written, retried in the background until the fleet's store takes it.
 type writeBack struct {
 	mu      sync.Mutex  // serialises the operator's writes: TurnKillSwitch and the write-back
 	owed    bool        // an ON is owed to the fleet; under mu
@@ -42,13 +43,14 @@ type writeBack struct {
 // state (at most 200 bytes are kept).
 //
 // With [WithFleetSwitch] it acts on every instance. Turning the switch on
-// never waits for Redis: it takes effect in this process before the fleet
-// is written, and when the fleet cannot be written (Redis down or slow, or
-// the engine not started yet) it stays on here, the engine writes it to
-// the fleet as soon as Redis answers (retrying every half second at most),
-// and the error matches [ErrFleetPending]; [Status] shows fleet.pending
-// meanwhile. Turning it off needs the fleet: when Redis cannot be written,
-// nothing changes and the error says so. Without a fleet switch it acts on
+// never waits for the fleet's store (Redis, with fleetswitch/redisswitch):
+// it takes effect in this process before the fleet is written, and when the
+// fleet cannot be written (the store down or slow, or the engine not
+// started yet) it stays on here, the engine writes it to the fleet as soon
+// as the store answers (retrying every half second at most), and the error
+// matches [ErrFleetPending]; [Status] shows fleet.pending meanwhile. Turning
+// it off needs the fleet: when the store cannot be written, nothing changes
+// and the error says so. Without a fleet switch it acts on
 // this process, like [Engine.SetKillSwitch], and returns nil. Safe for
 // concurrent use.
 func (e *Engine) TurnKillSwitch(ctx context.Context, on bool, note string) error {
@@ -156,8 +158,8 @@ func (f *fleetLink) closeWriteBack() {
 	f.wb.wg.Wait()
 }
 
-// writeBackLoop writes the owed ON until Redis takes it, the operator turns
-// the switch off, or the engine closes.
+// writeBackLoop writes the owed ON until the fleet's store takes it, the
+// operator turns the switch off, or the engine closes.
 func (f *fleetLink) writeBackLoop(stop <-chan struct{}) {
 	wb := &f.wb
 	defer wb.wg.Done()

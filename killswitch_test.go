@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reqcanary/canary/fleetswitch/redisswitch"
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/tenant"
 )
@@ -31,7 +32,7 @@ func newRedisDownFleet(t *testing.T) redisDownFleet {
 		c := redis.NewClient(&redis.Options{Addr: via, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
 			ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
 		e, err := New(WithUserHashKey(testHashKey), WithPlan(Plan{CanaryPercent: 100}),
-			WithFleetSwitch(c, FleetConfig{Prefix: prefix, Instance: name, Timeout: 300 * time.Millisecond,
+			WithFleetSwitch(redisswitch.New(c), FleetConfig{Prefix: prefix, Instance: name, Timeout: 300 * time.Millisecond,
 				ResyncInterval: 200 * time.Millisecond}))
 		if err != nil {
 			t.Fatal(err)

@@ -14,7 +14,7 @@ import "context"
 // Before Start the engine decides as a started one would: New has loaded
 // the plan (from [WithPlan] or the file of [WithPlanFile]) and, with
 // [WithFleetSwitch], read the fleet's kill switch once (New still fails when
-// Redis cannot be reached). What waits for Start: a changed plan file is not
+// the fleet's store cannot be reached). What waits for Start: a changed plan file is not
 // read, the guard records outcomes but is not evaluated (it cannot trip),
 // changes to the fleet's switch are not seen, and, with WithFleetSwitch,
 // [Engine.TurnKillSwitch] (and [Engine.RearmGuard] when a guard holds the
@@ -35,7 +35,7 @@ func WithDeferredStart() Option {
 //
 // With WithFleetSwitch, Start subscribes to the fleet's changes and re-reads
 // its state; ctx and FleetConfig.StartTimeout bound that first contact, and
-// Start returns an error when Redis cannot be reached. A failed Start leaves
+// Start returns an error when the fleet's store cannot be reached. A failed Start leaves
 // nothing running and may be retried.
 //
 // Start is idempotent: once it has succeeded, later calls return nil. After

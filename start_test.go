@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/reqcanary/canary/fleetswitch/redisswitch"
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/tenant"
 )
@@ -201,7 +202,7 @@ func TestDeferredStartFleet(t *testing.T) {
 	// An operator engine turns the fleet's switch on.
 	opClient := redis.NewClient(&redis.Options{Addr: addr})
 	defer opClient.Close()
-	op, err := New(WithUserHashKey(testHashKey), WithFleetSwitch(opClient, FleetConfig{Prefix: prefix, Instance: "op"}))
+	op, err := New(WithUserHashKey(testHashKey), WithFleetSwitch(redisswitch.New(opClient), FleetConfig{Prefix: prefix, Instance: "op"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestDeferredStartFleet(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	ignore := goleak.IgnoreCurrent()
-	e, err := New(WithUserHashKey(testHashKey), WithFleetSwitch(c, FleetConfig{Prefix: prefix, Instance: "deferred"}),
+	e, err := New(WithUserHashKey(testHashKey), WithFleetSwitch(redisswitch.New(c), FleetConfig{Prefix: prefix, Instance: "deferred"}),
 		WithDeferredStart())
 	if err != nil {
 		t.Fatal(err)
@@ -260,13 +261,13 @@ func TestDeferredStartFleetErrors(t *testing.T) {
 	defer down.Close()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	ignore := goleak.IgnoreCurrent()
-	_, err := New(WithFleetSwitch(down, FleetConfig{StartTimeout: 500 * time.Millisecond}), WithDeferredStart())
+	_, err := New(WithFleetSwitch(redisswitch.New(down), FleetConfig{StartTimeout: 500 * time.Millisecond}), WithDeferredStart())
 	if err == nil || !strings.Contains(err.Error(), "WithFleetSwitch") {
 		t.Errorf("deferred New without Redis: %v, want an error naming WithFleetSwitch", err)
 	}
 
 	prefix := fmt.Sprintf("canary-test:%s:%x:", t.Name(), rand.Uint64())
-	e, err := New(WithFleetSwitch(c, FleetConfig{Prefix: prefix}), WithDeferredStart())
+	e, err := New(WithFleetSwitch(redisswitch.New(c), FleetConfig{Prefix: prefix}), WithDeferredStart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestDeferredStartFailedStartLeavesNothing(t *testing.T) {
 	write(1)
 	ignore := goleak.IgnoreCurrent()
 	e, err := New(WithUserHashKey(testHashKey), WithPlanFile(planFile), WithPlanPollInterval(10*time.Millisecond),
-		WithMeterProvider(mp), WithFleetSwitch(client, FleetConfig{Prefix: prefix}), WithDeferredStart())
+		WithMeterProvider(mp), WithFleetSwitch(redisswitch.New(client), FleetConfig{Prefix: prefix}), WithDeferredStart())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,17 +141,17 @@ type SpanCounts struct {
 
 // FleetStatus is the fleet-wide switch as this instance last learnt it.
 type FleetStatus struct {
-	Key      string    `json:"key"`
+	Key      string    `json:"key"`      // where the fleet's state is kept: the Redis key with redisswitch
 	Instance string    `json:"instance"` // this instance's name in fleet states
 	On       bool      `json:"on"`
 	Reason   string    `json:"reason,omitempty"`
 	Actor    string    `json:"actor,omitempty"`
 	At       time.Time `json:"at,omitzero"`
 	Version  int64     `json:"version"`
-	Error    string    `json:"error,omitempty"` // the last failed contact with Redis
+	Error    string    `json:"error,omitempty"` // the last failed contact with the fleet's store
 	// Pending is true while an operator's ON, in force here, has not been
-	// written to the fleet (Redis did not answer); it is written as soon as
-	// Redis does.
+	// written to the fleet (its store did not answer); it is written as soon
+	// as the store does.
 	Pending bool `json:"pending,omitempty"`
 }
 

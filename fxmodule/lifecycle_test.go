@@ -18,6 +18,7 @@ import (
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/fleetswitch/redisswitch"
 	"github.com/reqcanary/canary/fxmodule"
 	"github.com/reqcanary/canary/internal/testenv"
 )
@@ -83,7 +84,7 @@ func (e *leakEnv) options() []fx.Option {
 			EngineOptions: []canary.Option{
 				canary.WithPlanPollInterval(10 * time.Millisecond),
 				canary.WithGuard(canary.GuardConfig{Enabled: true}),
-				canary.WithFleetSwitch(e.rdb, canary.FleetConfig{Prefix: e.prefix}),
+				canary.WithFleetSwitch(redisswitch.New(e.rdb), canary.FleetConfig{Prefix: e.prefix}),
 			},
 			DB: &dbwrap.Config{DriverName: "pgx", Primary: e.primary, Replicas: []string{e.replica},
 				PollInterval: 20 * time.Millisecond},

@@ -16,6 +16,7 @@ import (
 	"github.com/reqcanary/canary/dbwrap/redistoken"
 	"github.com/reqcanary/canary/fallback"
 	"github.com/reqcanary/canary/fallback/rediscache"
+	"github.com/reqcanary/canary/fleetswitch/redisswitch"
 	"github.com/reqcanary/canary/planstore"
 )
 
@@ -82,7 +83,7 @@ func (a *app) fleetOptions(cfg config) []canary.Option {
 	if a.svc.rdb == nil {
 		return nil
 	}
-	return []canary.Option{canary.WithFleetSwitch(a.svc.rdb, canary.FleetConfig{Prefix: cfg.fleet})}
+	return []canary.Option{canary.WithFleetSwitch(redisswitch.New(a.svc.rdb), canary.FleetConfig{Prefix: cfg.fleet})}
 }
 
 // sharedCache is the pricing fallback's cache in Redis; nil without -redis.

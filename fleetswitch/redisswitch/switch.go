@@ -1,4 +1,4 @@
-package fleet
+package redisswitch
 
 import (
 	"context"
@@ -10,24 +10,70 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/reqcanary/canary/fleetswitch"
 )
 
-// Switch is one instance's view of the fleet's kill switch. Create it with
-// [New], then [Switch.Start] it; [Switch.Close] it when done. All methods are
-// safe for concurrent use.
-type Switch struct {
+// Key returns the Redis key that holds the state of the fleet switch named
+// prefix ([fleetswitch.DefaultPrefix] when empty): prefix + "kill-switch".
+func Key(prefix string) string { return orDefault(prefix) + "kill-switch" }
+
+// Channel returns the Redis channel on which the changes of the fleet switch
+// named prefix ([fleetswitch.DefaultPrefix] when empty) are published:
+// prefix + "kill-switch:changes".
+func Channel(prefix string) string { return orDefault(prefix) + "kill-switch:changes" }
+
+func orDefault(prefix string) string {
+	if prefix == "" {
+		return fleetswitch.DefaultPrefix
+	}
+	return prefix
+}
+
+var (
+	_ fleetswitch.Backend = (*backend)(nil)
+	_ fleetswitch.Switch  = (*redisSwitch)(nil)
+)
+
+// backend opens switches on one Redis client.
+type backend struct{ client *redis.Client }
+
+// New returns the Redis backend of the fleet switch, over client: give it
+// to canary.WithFleetSwitch. The switches it opens use client's connections
+// (one of them held for the subscription) and never close client. A nil
+// client makes Open fail with an error matching
+// [fleetswitch.ErrInvalidOption]. The backend is safe for concurrent use.
+func New(client *redis.Client) fleetswitch.Backend { return &backend{client: client} }
+
+// Open returns a Switch configured by opts (see [fleetswitch.Options] for the
+// defaults). It does not contact Redis; Load and Start do.
+func (b *backend) Open(opts fleetswitch.Options) (fleetswitch.Switch, error) {
+	var client *redis.Client
+	if b != nil {
+		client = b.client
+	}
+	s, err := newSwitch(client, opts)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
+}
+
+// redisSwitch is one instance's view of the fleet's kill switch on Redis.
+// All methods are safe for concurrent use.
+type redisSwitch struct {
 	rdb     *redis.Client
-	opts    Options
+	opts    fleetswitch.Options
 	key     string
 	channel string
 
-	state atomic.Pointer[State] // never nil
+	state atomic.Pointer[fleetswitch.State] // never nil
 
 	lifecycle sync.Mutex // serialises Start and Close
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	closed    bool
-	listeners []func(State)
+	listeners []func(fleetswitch.State)
 	lastErr   error
 	ps        *redis.PubSub
 	msgs      <-chan any
@@ -37,28 +83,27 @@ type Switch struct {
 	wg     sync.WaitGroup
 }
 
-// New returns a Switch over client configured by opts (see [Options] for the
-// defaults). It does not contact Redis; Start does.
-func New(client *redis.Client, opts Options) (*Switch, error) {
+// newSwitch returns a switch over client configured by opts.
+func newSwitch(client *redis.Client, opts fleetswitch.Options) (*redisSwitch, error) {
 	if client == nil {
-		return nil, fmt.Errorf("%w: client: nil *redis.Client", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: redisswitch.New: client: nil *redis.Client", fleetswitch.ErrInvalidOption)
 	}
 	if opts.ResyncInterval < 0 {
-		return nil, fmt.Errorf("%w: ResyncInterval: must not be negative, got %v", ErrInvalidOption, opts.ResyncInterval)
+		return nil, fmt.Errorf("%w: ResyncInterval: must not be negative, got %v", fleetswitch.ErrInvalidOption, opts.ResyncInterval)
 	}
 	if opts.Timeout < 0 {
-		return nil, fmt.Errorf("%w: Timeout: must not be negative, got %v", ErrInvalidOption, opts.Timeout)
+		return nil, fmt.Errorf("%w: Timeout: must not be negative, got %v", fleetswitch.ErrInvalidOption, opts.Timeout)
 	}
-	opts = opts.withDefaults()
-	s := &Switch{
+	opts = opts.WithDefaults()
+	s := &redisSwitch{
 		rdb:     client,
 		opts:    opts,
-		key:     opts.Key(),
-		channel: opts.Channel(),
+		key:     Key(opts.Prefix),
+		channel: Channel(opts.Prefix),
 		stop:    make(chan struct{}),
 		notify:  make(chan struct{}, 1),
 	}
-	s.state.Store(&State{})
+	s.state.Store(&fleetswitch.State{})
 	return s, nil
 }
 
@@ -67,7 +112,7 @@ func New(client *redis.Client, opts Options) (*Switch, error) {
 // until Close. ctx bounds only this first contact; Start returns an error
 // wrapping Redis's when Redis cannot be reached or the key holds a malformed
 // state, and the Switch can then be started again.
-func (s *Switch) Start(ctx context.Context) error {
+func (s *redisSwitch) Start(ctx context.Context) error {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 	s.mu.Lock()
@@ -75,14 +120,14 @@ func (s *Switch) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	switch {
 	case closed:
-		return ErrClosed
+		return fleetswitch.ErrClosed
 	case started:
-		return ErrStarted
+		return fleetswitch.ErrStarted
 	}
 	ps := s.rdb.Subscribe(ctx, s.channel)
 	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
 		_ = ps.Close()
-		return fmt.Errorf("fleet: subscribe to %s: %w", s.channel, err)
+		return fmt.Errorf("redisswitch: subscribe to %s: %w", s.channel, err)
 	}
 	if _, err := s.read(ctx); err != nil {
 		_ = ps.Close()
@@ -106,14 +151,14 @@ func (s *Switch) Start(ctx context.Context) error {
 // know the fleet's switch before it may Start (State then tells it). The
 // listeners of OnChange hear of the state only once the Switch is started.
 // ctx bounds the read; Load returns an error wrapping Redis's when Redis
-// cannot be reached or the key holds a malformed state, and ErrClosed after
-// Close. It may be called before or after Start.
-func (s *Switch) Load(ctx context.Context) error {
+// cannot be reached or the key holds a malformed state, and
+// [fleetswitch.ErrClosed] after Close. It may be called before or after Start.
+func (s *redisSwitch) Load(ctx context.Context) error {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return fleetswitch.ErrClosed
 	}
 	_, err := s.read(ctx)
 	return err
@@ -121,17 +166,17 @@ func (s *Switch) Load(ctx context.Context) error {
 
 // read reads the key and applies the state it holds; found is false when
 // the key does not exist (nobody has set the switch yet).
-func (s *Switch) read(ctx context.Context) (found bool, err error) {
+func (s *redisSwitch) read(ctx context.Context) (found bool, err error) {
 	v, err := s.rdb.Get(ctx, s.key).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("fleet: read %s: %w", s.key, err)
+		return false, fmt.Errorf("redisswitch: read %s: %w", s.key, err)
 	}
 	st, err := decodeState(v)
 	if err != nil {
-		return true, fmt.Errorf("fleet: read %s: %w", s.key, err)
+		return true, fmt.Errorf("redisswitch: read %s: %w", s.key, err)
 	}
 	s.apply(st)
 	return true, nil
@@ -141,34 +186,34 @@ func (s *Switch) read(ctx context.Context) (found bool, err error) {
 // the key and publishes the change (one atomic script), then applies it
 // locally before returning, so State reflects it at once; the other
 // instances follow within a second. reason and actor may be empty; they are
-// limited to MaxReasonLen and MaxActorLen bytes.
-func (s *Switch) Set(ctx context.Context, on bool, reason, actor string) error {
-	if len(reason) > MaxReasonLen {
-		return fmt.Errorf("%w: reason: longer than %d bytes", ErrInvalidArgument, MaxReasonLen)
+// limited to [fleetswitch.MaxReasonLen] and [fleetswitch.MaxActorLen] bytes.
+func (s *redisSwitch) Set(ctx context.Context, on bool, reason, actor string) error {
+	if len(reason) > fleetswitch.MaxReasonLen {
+		return fmt.Errorf("%w: reason: longer than %d bytes", fleetswitch.ErrInvalidArgument, fleetswitch.MaxReasonLen)
 	}
-	if len(actor) > MaxActorLen {
-		return fmt.Errorf("%w: actor: longer than %d bytes", ErrInvalidArgument, MaxActorLen)
+	if len(actor) > fleetswitch.MaxActorLen {
+		return fmt.Errorf("%w: actor: longer than %d bytes", fleetswitch.ErrInvalidArgument, fleetswitch.MaxActorLen)
 	}
 	s.mu.Lock()
 	closed, started := s.closed, s.started
 	s.mu.Unlock()
 	switch {
 	case closed:
-		return ErrClosed
+		return fleetswitch.ErrClosed
 	case !started:
-		return ErrNotStarted
+		return fleetswitch.ErrNotStarted
 	}
 	b, err := encodeBody(on, reason, actor, time.Now())
 	if err != nil {
-		return fmt.Errorf("fleet: set: %w", err)
+		return fmt.Errorf("redisswitch: set: %w", err)
 	}
 	v, err := setScript.Run(ctx, s.rdb, []string{s.key}, s.channel, b, "").Text()
 	if err != nil {
-		return fmt.Errorf("fleet: set %s: %w", s.key, err)
+		return fmt.Errorf("redisswitch: set %s: %w", s.key, err)
 	}
 	st, err := decodeState(v)
 	if err != nil {
-		return fmt.Errorf("fleet: set %s: %w", s.key, err)
+		return fmt.Errorf("redisswitch: set %s: %w", s.key, err)
 	}
 	s.apply(st)
 	return nil
@@ -176,7 +221,7 @@ func (s *Switch) Set(ctx context.Context, on bool, reason, actor string) error {
 
 // State returns the kill switch as this instance last learnt it: the zero
 // State (off) until something has been set.
-func (s *Switch) State() State { return *s.state.Load() }
+func (s *redisSwitch) State() fleetswitch.State { return *s.state.Load() }
 
 // OnChange registers f to be called with the new state after each change
 // this instance learns of, its own Sets included. Calls come one at a time,
@@ -184,7 +229,7 @@ func (s *Switch) State() State { return *s.state.Load() }
 // returns, intermediate states may be skipped, but the last call always has
 // the latest state. f may call any method of the Switch except Close. A nil
 // f is ignored.
-func (s *Switch) OnChange(f func(State)) {
+func (s *redisSwitch) OnChange(f func(fleetswitch.State)) {
 	if f == nil {
 		return
 	}
@@ -195,22 +240,19 @@ func (s *Switch) OnChange(f func(State)) {
 
 // LastError returns the error of the last background contact with Redis
 // (a re-read, or a malformed message), or nil when it succeeded.
-func (s *Switch) LastError() error {
+func (s *redisSwitch) LastError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastErr
 }
 
 // Key returns the Redis key that holds the state.
-func (s *Switch) Key() string { return s.key }
-
-// Channel returns the Redis channel on which changes are published.
-func (s *Switch) Channel() string { return s.channel }
+func (s *redisSwitch) Key() string { return s.key }
 
 // Close stops following the fleet and waits for the Switch's goroutines to
 // end. It does not close the Redis client. The state stays readable. Calling
 // Close again returns nil.
-func (s *Switch) Close() error {
+func (s *redisSwitch) Close() error {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 	s.mu.Lock()
@@ -232,14 +274,14 @@ func (s *Switch) Close() error {
 		// go-redis closes msgs once its receiving goroutine has ended
 	}
 	if err != nil {
-		return fmt.Errorf("fleet: close subscription: %w", err)
+		return fmt.Errorf("redisswitch: close subscription: %w", err)
 	}
 	return nil
 }
 
 // apply adopts st when it is newer than the current state, and reports
 // whether it did.
-func (s *Switch) apply(st State) bool {
+func (s *redisSwitch) apply(st fleetswitch.State) bool {
 	for {
 		cur := s.state.Load()
 		if st.Version <= cur.Version {
@@ -256,7 +298,7 @@ func (s *Switch) apply(st State) bool {
 }
 
 // deliver calls the listeners after changes.
-func (s *Switch) deliver() {
+func (s *redisSwitch) deliver() {
 	defer s.wg.Done()
 	var told int64
 	for {
@@ -281,7 +323,7 @@ func (s *Switch) deliver() {
 
 // follow applies published changes, re-reads the key every ResyncInterval
 // and whenever the subscription is restored after a lost connection.
-func (s *Switch) follow() {
+func (s *redisSwitch) follow() {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.opts.ResyncInterval)
 	defer tick.Stop()
@@ -317,13 +359,13 @@ func (s *Switch) follow() {
 }
 
 // errSubscriptionEnded is reported when go-redis closes the subscription.
-var errSubscriptionEnded = errors.New("fleet: subscription ended (Redis client closed)")
+var errSubscriptionEnded = errors.New("redisswitch: subscription ended (Redis client closed)")
 
 // resync re-reads the key. When the key has vanished (a Redis restart
 // without persistence) while this instance's switch is on, it writes its
 // state back, so that the fleet and new instances do not silently turn the
 // canary on again.
-func (s *Switch) resync() {
+func (s *redisSwitch) resync() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	found, err := s.read(ctx)
@@ -337,20 +379,20 @@ func (s *Switch) resync() {
 
 // restore writes cur back into the missing key (unless another instance
 // has just done so) and applies what the key then holds.
-func (s *Switch) restore(ctx context.Context, cur State) error {
+func (s *redisSwitch) restore(ctx context.Context, cur fleetswitch.State) error {
 	b, err := encodeBody(cur.On, cur.Reason, cur.Actor, cur.At)
 	if err != nil {
 		return err
 	}
 	v, err := setScript.Run(ctx, s.rdb, []string{s.key}, s.channel, b, "nx").Text()
 	if err != nil {
-		return fmt.Errorf("fleet: restore %s: %w", s.key, err)
+		return fmt.Errorf("redisswitch: restore %s: %w", s.key, err)
 	}
 	st, err := decodeState(v)
 	if err != nil {
-		return fmt.Errorf("fleet: restore %s: %w", s.key, err)
+		return fmt.Errorf("redisswitch: restore %s: %w", s.key, err)
 	}
-	s.opts.Logger.Warn("fleet: kill switch key was missing; restored this instance's state",
+	s.opts.Logger.Warn("redisswitch: kill switch key was missing; restored this instance's state",
 		"key", s.key, "on", st.On, "reason", st.Reason, "version", strconv.FormatInt(st.Version, 10))
 	s.apply(st)
 	return nil
@@ -358,15 +400,15 @@ func (s *Switch) restore(ctx context.Context, cur State) error {
 
 // report records the outcome of a background contact with Redis, logging
 // when it starts failing and when it recovers.
-func (s *Switch) report(err error) {
+func (s *redisSwitch) report(err error) {
 	s.mu.Lock()
 	prev := s.lastErr
 	s.lastErr = err
 	s.mu.Unlock()
 	switch {
 	case err != nil && prev == nil:
-		s.opts.Logger.Warn("fleet: cannot follow the kill switch", "key", s.key, "error", err)
+		s.opts.Logger.Warn("redisswitch: cannot follow the kill switch", "key", s.key, "error", err)
 	case err == nil && prev != nil:
-		s.opts.Logger.Info("fleet: following the kill switch again", "key", s.key)
+		s.opts.Logger.Info("redisswitch: following the kill switch again", "key", s.key)
 	}
 }

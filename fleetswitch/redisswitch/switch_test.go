@@ -1,4 +1,4 @@
-package fleet
+package redisswitch
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/reqcanary/canary/fleetswitch"
 	"github.com/reqcanary/canary/internal/testenv"
 	"go.uber.org/goleak"
 )
@@ -34,7 +35,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 		admin:  redis.NewClient(&redis.Options{Addr: addr}),
 	}
 	t.Cleanup(func() {
-		e.admin.Del(context.Background(), Options{Prefix: e.prefix}.Key())
+		e.admin.Del(context.Background(), Key(e.prefix))
 		e.admin.Close()
 	})
 	return e
@@ -49,10 +50,10 @@ func (e *fleetEnv) client(name string) *redis.Client {
 }
 
 // start returns a started Switch on a client of its own.
-func (e *fleetEnv) start(name string, opts Options) *Switch {
+func (e *fleetEnv) start(name string, opts fleetswitch.Options) *redisSwitch {
 	e.t.Helper()
 	opts.Prefix = e.prefix
-	s, err := New(e.client(name), opts)
+	s, err := open(e.client(name), opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -69,6 +70,16 @@ func (e *fleetEnv) start(name string, opts Options) *Switch {
 	return s
 }
 
+// open opens a switch the way the engine does, through the backend of New,
+// and returns the implementation.
+func open(client *redis.Client, opts fleetswitch.Options) (*redisSwitch, error) {
+	sw, err := New(client).Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	return sw.(*redisSwitch), nil
+}
+
 // eventually fails the test unless cond holds within d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -81,7 +92,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func set(t *testing.T, s *Switch, on bool, reason, actor string) {
+func set(t *testing.T, s *redisSwitch, on bool, reason, actor string) {
 	t.Helper()
 	if err := s.Set(context.Background(), on, reason, actor); err != nil {
 		t.Fatal(err)
@@ -90,13 +101,13 @@ func set(t *testing.T, s *Switch, on bool, reason, actor string) {
 
 func TestFleetFollowsWithinASecond(t *testing.T) {
 	e := newFleetEnv(t)
-	var fleet []*Switch
+	var fleet []*redisSwitch
 	var mu sync.Mutex
-	seen := map[string][]State{} // OnChange calls per instance
+	seen := map[string][]fleetswitch.State{} // OnChange calls per instance
 	for i := range 4 {
 		name := fmt.Sprintf("instance-%d", i)
-		s := e.start(name, Options{})
-		s.OnChange(func(st State) {
+		s := e.start(name, fleetswitch.Options{})
+		s.OnChange(func(st fleetswitch.State) {
 			mu.Lock()
 			seen[name] = append(seen[name], st)
 			mu.Unlock()
@@ -128,7 +139,7 @@ func TestFleetFollowsWithinASecond(t *testing.T) {
 	}
 
 	// A new instance reads the state when it starts.
-	late := e.start("late", Options{})
+	late := e.start("late", fleetswitch.Options{})
 	if st := late.State(); st != want {
 		t.Fatalf("an instance started afterwards reads %+v, want %+v", st, want)
 	}
@@ -154,15 +165,15 @@ func TestFleetFollowsWithinASecond(t *testing.T) {
 }
 
 func TestVersionsNeverGoBack(t *testing.T) {
-	s, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Options{})
+	s, err := open(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), fleetswitch.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.rdb.Close()
-	if !s.apply(State{On: true, Version: 10}) {
+	if !s.apply(fleetswitch.State{On: true, Version: 10}) {
 		t.Fatal("a newer state was not applied")
 	}
-	if s.apply(State{On: false, Version: 9}) || s.apply(State{On: false, Version: 10}) {
+	if s.apply(fleetswitch.State{On: false, Version: 9}) || s.apply(fleetswitch.State{On: false, Version: 10}) {
 		t.Fatal("an older or equal version was applied")
 	}
 	if st := s.State(); !st.On || st.Version != 10 {
@@ -174,9 +185,9 @@ func TestVersionsNeverGoBack(t *testing.T) {
 // with the highest version, which is the one the key holds.
 func TestConcurrentSetsConverge(t *testing.T) {
 	e := newFleetEnv(t)
-	var fleet []*Switch
+	var fleet []*redisSwitch
 	for i := range 3 {
-		fleet = append(fleet, e.start(fmt.Sprintf("i%d", i), Options{}))
+		fleet = append(fleet, e.start(fmt.Sprintf("i%d", i), fleetswitch.Options{}))
 	}
 	var wg sync.WaitGroup
 	for i, s := range fleet {
@@ -206,7 +217,7 @@ func TestConcurrentSetsConverge(t *testing.T) {
 // without publishing) is caught up by the periodic re-read.
 func TestResyncCatchesMissedChange(t *testing.T) {
 	e := newFleetEnv(t)
-	s := e.start("follower", Options{ResyncInterval: 200 * time.Millisecond})
+	s := e.start("follower", fleetswitch.Options{ResyncInterval: 200 * time.Millisecond})
 	missed := fmt.Sprintf(`{"seq":%d,"on":true,"reason":"missed","actor":"x","at":"2026-01-01T00:00:00Z"}`, time.Now().UnixMicro())
 	if err := e.admin.Set(context.Background(), s.Key(), missed, 0).Err(); err != nil {
 		t.Fatal(err)
@@ -251,8 +262,8 @@ func killClients(t *testing.T, admin *redis.Client, name string) int {
 func TestConnectionKilledThenCaughtUp(t *testing.T) {
 	e := newFleetEnv(t)
 	name := fmt.Sprintf("victim-%x", rand.Uint32())
-	victim := e.start(name, Options{ResyncInterval: 500 * time.Millisecond, Timeout: time.Second})
-	setter := e.start("setter", Options{})
+	victim := e.start(name, fleetswitch.Options{ResyncInterval: 500 * time.Millisecond, Timeout: time.Second})
+	setter := e.start("setter", fleetswitch.Options{})
 
 	if n := killClients(t, e.admin, name); n == 0 {
 		t.Fatal("no connection of the victim found to kill")
@@ -285,9 +296,9 @@ func TestClientClosedUnderneath(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // after every other cleanup
 	e := newFleetEnv(t)
-	opts := Options{Prefix: e.prefix, ResyncInterval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond}
+	opts := fleetswitch.Options{Prefix: e.prefix, ResyncInterval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond}
 	c := redis.NewClient(&redis.Options{Addr: e.addr})
-	s, err := New(c, opts)
+	s, err := open(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +323,7 @@ func TestClientClosedUnderneath(t *testing.T) {
 // canary on again by accident.
 func TestVanishedKeyIsRestored(t *testing.T) {
 	e := newFleetEnv(t)
-	s := e.start("keeper", Options{ResyncInterval: 100 * time.Millisecond})
+	s := e.start("keeper", fleetswitch.Options{ResyncInterval: 100 * time.Millisecond})
 	set(t, s, true, "guard", "keeper")
 	if err := e.admin.Del(context.Background(), s.Key()).Err(); err != nil {
 		t.Fatal(err)
@@ -325,7 +336,7 @@ func TestVanishedKeyIsRestored(t *testing.T) {
 		st, err := decodeState(raw)
 		return err == nil && st.On && st.Reason == "guard"
 	})
-	if late := e.start("late", Options{}); !late.State().On {
+	if late := e.start("late", fleetswitch.Options{}); !late.State().On {
 		t.Error("a new instance does not read the restored state")
 	}
 	// An off switch is not written back: off is what a missing key means.
@@ -339,8 +350,8 @@ func TestVanishedKeyIsRestored(t *testing.T) {
 
 func TestMalformedStates(t *testing.T) {
 	e := newFleetEnv(t)
-	s := e.start("reader", Options{ResyncInterval: time.Hour})
-	if err := e.admin.Publish(context.Background(), s.Channel(), "not json").Err(); err != nil {
+	s := e.start("reader", fleetswitch.Options{ResyncInterval: time.Hour})
+	if err := e.admin.Publish(context.Background(), s.channel, "not json").Err(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Second, "LastError reports the malformed message", func() bool { return s.LastError() != nil })
@@ -349,7 +360,7 @@ func TestMalformedStates(t *testing.T) {
 	}
 	// A malformed key makes Start fail, naming the key.
 	e.admin.Set(context.Background(), s.Key(), `{"on":true}`, 0) // no version
-	s2, err := New(e.client("s2"), Options{Prefix: e.prefix})
+	s2, err := open(e.client("s2"), fleetswitch.Options{Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +375,7 @@ func TestStartFailsWithoutRedis(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	s, err := New(c, Options{})
+	s, err := open(c, fleetswitch.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,8 +384,8 @@ func TestStartFailsWithoutRedis(t *testing.T) {
 	if err := s.Start(ctx); err == nil {
 		t.Fatal("Start succeeded without Redis")
 	}
-	if err := s.Set(ctx, true, "", ""); !errors.Is(err, ErrNotStarted) {
-		t.Errorf("Set before a successful Start: %v, want ErrNotStarted", err)
+	if err := s.Set(ctx, true, "", ""); !errors.Is(err, fleetswitch.ErrNotStarted) {
+		t.Errorf("Set before a successful Start: %v, want fleetswitch.ErrNotStarted", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -382,35 +393,38 @@ func TestStartFailsWithoutRedis(t *testing.T) {
 }
 
 func TestLifecycleAndArguments(t *testing.T) {
-	if _, err := New(nil, Options{}); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "client") {
-		t.Errorf("New(nil): %v", err)
+	if _, err := open(nil, fleetswitch.Options{}); !errors.Is(err, fleetswitch.ErrInvalidOption) || !strings.Contains(err.Error(), "client") {
+		t.Errorf("New(nil).Open: %v", err)
+	}
+	if sw, err := (*backend)(nil).Open(fleetswitch.Options{}); !errors.Is(err, fleetswitch.ErrInvalidOption) || sw != nil {
+		t.Errorf("Open on a nil backend: %v, %v; want no switch and an invalid option", sw, err)
 	}
 	unused := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer unused.Close()
-	for _, o := range []Options{{ResyncInterval: -1}, {Timeout: -1}} {
-		if _, err := New(unused, o); !errors.Is(err, ErrInvalidOption) {
-			t.Errorf("New(%+v): %v", o, err)
+	for _, o := range []fleetswitch.Options{{ResyncInterval: -1}, {Timeout: -1}} {
+		if _, err := open(unused, o); !errors.Is(err, fleetswitch.ErrInvalidOption) {
+			t.Errorf("Open(%+v): %v", o, err)
 		}
 	}
-	if got := (Options{}).Key(); got != "canary:kill-switch" {
+	if got := Key(""); got != "canary:kill-switch" {
 		t.Errorf("default key %q", got)
 	}
-	if got := (Options{Prefix: "shop:"}).Channel(); got != "shop:kill-switch:changes" {
+	if got := Channel("shop:"); got != "shop:kill-switch:changes" {
 		t.Errorf("channel %q", got)
 	}
 
 	e := newFleetEnv(t)
-	s := e.start("s", Options{})
+	s := e.start("s", fleetswitch.Options{})
 	ctx := context.Background()
-	if err := s.Start(ctx); !errors.Is(err, ErrStarted) {
+	if err := s.Start(ctx); !errors.Is(err, fleetswitch.ErrStarted) {
 		t.Errorf("second Start: %v", err)
 	}
 	for _, c := range []struct{ reason, actor, field string }{
-		{strings.Repeat("r", MaxReasonLen+1), "", "reason"},
-		{"", strings.Repeat("a", MaxActorLen+1), "actor"},
+		{strings.Repeat("r", fleetswitch.MaxReasonLen+1), "", "reason"},
+		{"", strings.Repeat("a", fleetswitch.MaxActorLen+1), "actor"},
 	} {
 		err := s.Set(ctx, true, c.reason, c.actor)
-		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
+		if !errors.Is(err, fleetswitch.ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Set with a long %s: %v", c.field, err)
 		}
 	}
@@ -419,7 +433,7 @@ func TestLifecycleAndArguments(t *testing.T) {
 	}
 	// Odd but valid text survives the round trip.
 	set(t, s, true, `quote " backslash \ newline `+"\n"+` ünïcode`, "")
-	if got := e.start("reader", Options{}).State().Reason; got != `quote " backslash \ newline `+"\n"+` ünïcode` {
+	if got := e.start("reader", fleetswitch.Options{}).State().Reason; got != `quote " backslash \ newline `+"\n"+` ünïcode` {
 		t.Errorf("reason read back as %q", got)
 	}
 	if err := s.Close(); err != nil {
@@ -428,10 +442,10 @@ func TestLifecycleAndArguments(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := s.Set(ctx, false, "", ""); !errors.Is(err, ErrClosed) {
+	if err := s.Set(ctx, false, "", ""); !errors.Is(err, fleetswitch.ErrClosed) {
 		t.Errorf("Set after Close: %v", err)
 	}
-	if err := s.Start(ctx); !errors.Is(err, ErrClosed) {
+	if err := s.Start(ctx); !errors.Is(err, fleetswitch.ErrClosed) {
 		t.Errorf("Start after Close: %v", err)
 	}
 	if !s.State().On {
@@ -443,16 +457,16 @@ func TestLifecycleAndArguments(t *testing.T) {
 // running: no goroutine, no subscription.
 func TestLoadBeforeStart(t *testing.T) {
 	e := newFleetEnv(t)
-	set(t, e.start("writer", Options{}), true, "operator: load test", "writer")
+	set(t, e.start("writer", fleetswitch.Options{}), true, "operator: load test", "writer")
 
 	ignore := goleak.IgnoreCurrent()
-	s, err := New(e.client("loader"), Options{Prefix: e.prefix})
+	s, err := open(e.client("loader"), fleetswitch.Options{Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var heard []State
+	var heard []fleetswitch.State
 	var mu sync.Mutex
-	s.OnChange(func(st State) { mu.Lock(); heard = append(heard, st); mu.Unlock() })
+	s.OnChange(func(st fleetswitch.State) { mu.Lock(); heard = append(heard, st); mu.Unlock() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Load(ctx); err != nil {
@@ -464,12 +478,12 @@ func TestLoadBeforeStart(t *testing.T) {
 	if err := goleak.Find(ignore); err != nil {
 		t.Errorf("Load left goroutines: %v", err)
 	}
-	n, err := e.admin.PubSubNumSub(ctx, s.Channel()).Result()
+	n, err := e.admin.PubSubNumSub(ctx, s.channel).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n[s.Channel()] != 1 { // the writer's only
-		t.Errorf("%d subscribers after Load, want the writer's 1", n[s.Channel()])
+	if n[s.channel] != 1 { // the writer's only
+		t.Errorf("%d subscribers after Load, want the writer's 1", n[s.channel])
 	}
 
 	if err := s.Start(ctx); err != nil {
@@ -483,15 +497,15 @@ func TestLoadBeforeStart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Load(ctx); !errors.Is(err, ErrClosed) {
-		t.Errorf("Load after Close: %v, want ErrClosed", err)
+	if err := s.Load(ctx); !errors.Is(err, fleetswitch.ErrClosed) {
+		t.Errorf("Load after Close: %v, want fleetswitch.ErrClosed", err)
 	}
 }
 
 func TestLoadFailsWithoutRedis(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	s, err := New(c, Options{})
+	s, err := open(c, fleetswitch.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
