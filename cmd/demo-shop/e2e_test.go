@@ -70,7 +70,8 @@ func binary(t *testing.T) string {
 			args = append(args, "-race")
 		}
 		if !servicesBuilt {
-			args = append(args, "-tags", "demo_embedded") // the build under test
+			// The build under test, as `make demo` makes it (Makefile).
+			args = append(args, "-tags", "demo_embedded", "-gcflags", "all=-N -l")
 		}
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
