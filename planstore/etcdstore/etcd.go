@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/reqcanary/canary/planstore"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+
+	"github.com/reqcanary/canary/planstore"
 )
 
 // DefaultPrefix is the default key prefix of [New].
@@ -129,7 +130,7 @@ func (s *etcdStore) get(ctx context.Context) (p planstore.Plan, modRev, rev int6
 	}
 	var r planstore.Record
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
-		return planstore.Plan{}, 0, rev, fmt.Errorf("planstore: %s holds no plan planstore.Record: %w", s.cur, err)
+		return planstore.Plan{}, 0, rev, fmt.Errorf("planstore: %s holds no plan record: %w", s.cur, err)
 	}
 	return r.ToPlan(), resp.Kvs[0].ModRevision, rev, nil
 }
@@ -171,7 +172,7 @@ func (s *etcdStore) Rollback(ctx context.Context, to, expect int64, c planstore.
 	}
 	var r planstore.Record
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
-		return planstore.Plan{}, fmt.Errorf("planstore: %s holds no history planstore.Record: %w", s.histKey(to), err)
+		return planstore.Plan{}, fmt.Errorf("planstore: %s holds no history record: %w", s.histKey(to), err)
 	}
 	// Based on the version read above: a write in between is a conflict,
 	// so "the previous version" is never computed from a stale current one.
@@ -194,12 +195,12 @@ func (s *etcdStore) write(ctx context.Context, data []byte, expect int64, c plan
 			Time: time.Now().UTC().Round(0), Action: action, From: cur.Version, RolledBackTo: rbTo}
 		curVal, err := json.Marshal(next)
 		if err != nil {
-			return planstore.Plan{}, fmt.Errorf("planstore: encode plan planstore.Record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode plan record: %w", err)
 		}
 		next.Diff = planstore.Diff(cur.Data, data)
 		histVal, err := json.Marshal(next)
 		if err != nil {
-			return planstore.Plan{}, fmt.Errorf("planstore: encode history planstore.Record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode history record: %w", err)
 		}
 		ops := []clientv3.Op{
 			clientv3.OpPut(s.cur, string(curVal)),
@@ -246,7 +247,7 @@ func (s *etcdStore) History(ctx context.Context, limit int) ([]planstore.Entry, 
 	for _, kv := range resp.Kvs {
 		var r planstore.Record
 		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			return nil, fmt.Errorf("planstore: %s holds no history planstore.Record: %w", kv.Key, err)
+			return nil, fmt.Errorf("planstore: %s holds no history record: %w", kv.Key, err)
 		}
 		out = append(out, planstore.Entry{Plan: r.ToPlan(), Diff: r.Diff})
 	}

@@ -112,7 +112,7 @@ func (s *redisStore) Get(ctx context.Context) (planstore.Plan, error) {
 	}
 	var r planstore.Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return planstore.Plan{}, fmt.Errorf("planstore: %s holds no plan Record: %w", s.cur, err)
+		return planstore.Plan{}, fmt.Errorf("planstore: %s holds no plan record: %w", s.cur, err)
 	}
 	return r.ToPlan(), nil
 }
@@ -166,12 +166,12 @@ func (s *redisStore) write(ctx context.Context, data []byte, expect int64, c pla
 			Time: time.Now().UTC().Round(0), Action: action, From: cur.Version, RolledBackTo: rbTo}
 		curVal, err := json.Marshal(next)
 		if err != nil {
-			return planstore.Plan{}, fmt.Errorf("planstore: encode plan Record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode plan record: %w", err)
 		}
 		next.Diff = planstore.Diff(cur.Data, data)
 		histVal, err := json.Marshal(next)
 		if err != nil {
-			return planstore.Plan{}, fmt.Errorf("planstore: encode history Record: %w", err)
+			return planstore.Plan{}, fmt.Errorf("planstore: encode history record: %w", err)
 		}
 		octx, cancel := s.opCtx(ctx)
 		res, err := casScript.Run(octx, s.cfg.Client, []string{s.cur, s.hist},
@@ -208,7 +208,7 @@ func (s *redisStore) History(ctx context.Context, limit int) ([]planstore.Entry,
 	for _, v := range vals {
 		var r planstore.Record
 		if err := json.Unmarshal([]byte(v), &r); err != nil {
-			return nil, fmt.Errorf("planstore: %s holds no history Record: %w", s.hist, err)
+			return nil, fmt.Errorf("planstore: %s holds no history record: %w", s.hist, err)
 		}
 		out = append(out, planstore.Entry{Plan: r.ToPlan(), Diff: r.Diff})
 	}
