@@ -23,6 +23,7 @@ test:
 	$(GO) test -race -count=1 -timeout 15m ./...; \
 	$(GO) test -count=1 -run Alloc $(ALLOC_PKGS); \
 	$(GO) test -count=1 -run Simulation ./internal/guard; \
+	$(GO) vet -tags demo_embedded ./cmd/demo-shop; \
 	$(GO) test -count=1 -tags demo_embedded ./cmd/demo-shop; \
 	(cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...); \
 	cd dbwrap/conformance && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...

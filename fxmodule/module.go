@@ -189,8 +189,11 @@ func newSQLDB(d deps) (*sql.DB, error) {
 	}
 	var ownStore io.Closer // a token store the module made: closed after the DB
 	if cfg.TokenStore == nil && d.Redis != nil {
-		cfg.TokenStore = redistoken.New(d.Redis, "")
-		ownStore, _ = cfg.TokenStore.(io.Closer)
+		tokens, err := redistoken.New(d.Redis, "")
+		if err != nil {
+			return nil, fmt.Errorf("fxmodule: Redis: %w", err)
+		}
+		cfg.TokenStore, ownStore = tokens, tokens
 	}
 	cfg.DeferStart = true
 	db, err := dbwrap.Open(cfg)

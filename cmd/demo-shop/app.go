@@ -60,10 +60,14 @@ func start(ctx context.Context, cfg config, stderr io.Writer) (a *app, err error
 		return a, err
 	}
 
+	tokens, err := a.tokenStore()
+	if err != nil {
+		return a, err
+	}
 	st, desc, err := openStore(ctx, storeConfig{
 		sqlitePath: cfg.dbPath, pgPrimary: cfg.pgPrimary, pgReplica: cfg.pgReplica,
 		myPrimary: cfg.myPrimary, myReplica: cfg.myReplica,
-		tokens: a.tokenStore(), meter: tel.meter,
+		tokens: tokens, meter: tel.meter,
 	})
 	if err != nil {
 		return a, err

@@ -688,15 +688,17 @@ func TestBadStart(t *testing.T) {
 		for i, tt := range tests {
 			switch tt.name {
 			case "database unreachable":
-				tests[i].code, tests[i].msg = exitUsage, "-pg-primary: this demo-shop was built with -tags demo_embedded"
+				tests[i].code, tests[i].msg = exitUsage, "-pg-primary (or DEMO_SHOP_PG_PRIMARY): this demo-shop was built with -tags demo_embedded"
 			case "redis unreachable":
-				tests[i].code, tests[i].msg = exitUsage, "-redis: this demo-shop was built with -tags demo_embedded"
+				tests[i].code, tests[i].msg = exitUsage, "-redis (or DEMO_SHOP_REDIS): this demo-shop was built with -tags demo_embedded"
+			case "replica without primary":
+				tests[i].msg = "-pg-replica (or DEMO_SHOP_PG_REPLICA): this demo-shop was built with -tags demo_embedded"
 			}
 		}
 		tests = append(tests,
 			badStart{"etcd in an embedded build", []string{"-etcd", "127.0.0.1:2379"}, exitUsage, "go run ./cmd/demo-shop -etcd"},
 			badStart{"mysql in an embedded build", []string{"-mysql-primary", "u@tcp(127.0.0.1:1)/x"}, exitUsage,
-				"-mysql-primary: this demo-shop was built with -tags demo_embedded"})
+				"-mysql-primary (or DEMO_SHOP_MYSQL_PRIMARY): this demo-shop was built with -tags demo_embedded"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

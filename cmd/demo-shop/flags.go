@@ -70,15 +70,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.adminAddr, "admin", env("admin", "127.0.0.1:8081"), "admin API and /metrics listen `address` (env DEMO_SHOP_ADMIN); keep it private")
 	fs.StringVar(&c.dbPath, "db", env("db", filepath.Join(os.TempDir(), "canary-demo-shop.db")), "SQLite database `file`, created and seeded on first start (env DEMO_SHOP_DB); unused with -pg-primary")
 	fs.StringVar(&c.planFile, "plan", env("plan", ""), "rollout plan `file`, watched for changes (env DEMO_SHOP_PLAN); default: the embedded cmd/demo-shop/plan.yaml")
-	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)")
-	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)")
-	fs.StringVar(&c.myPrimary, "mysql-primary", env("mysql-primary", ""), "MySQL/MariaDB primary `DSN` (go-sql-driver/mysql form, user@tcp(host:port)/db), instead of SQLite (env DEMO_SHOP_MYSQL_PRIMARY)")
-	fs.StringVar(&c.myReplica, "mysql-replica", env("mysql-replica", ""), "MariaDB GTID replica `DSN`; needs -mysql-primary (env DEMO_SHOP_MYSQL_REPLICA)")
-	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)")
-	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)")
+	fs.StringVar(&c.pgPrimary, "pg-primary", env("pg-primary", ""), "PostgreSQL primary `DSN`, instead of SQLite (env DEMO_SHOP_PG_PRIMARY)"+serviceNote())
+	fs.StringVar(&c.pgReplica, "pg-replica", env("pg-replica", ""), "PostgreSQL streaming replica `DSN`; needs -pg-primary (env DEMO_SHOP_PG_REPLICA)"+serviceNote())
+	fs.StringVar(&c.myPrimary, "mysql-primary", env("mysql-primary", ""), "MySQL/MariaDB primary `DSN` (go-sql-driver/mysql form, user@tcp(host:port)/db), instead of SQLite (env DEMO_SHOP_MYSQL_PRIMARY)"+serviceNote())
+	fs.StringVar(&c.myReplica, "mysql-replica", env("mysql-replica", ""), "MariaDB GTID replica `DSN`; needs -mysql-primary (env DEMO_SHOP_MYSQL_REPLICA)"+serviceNote())
+	fs.StringVar(&c.redisAddr, "redis", env("redis", ""), "Redis `address` (host:port or redis:// URL) for the fallback cache and read-your-writes tokens (env DEMO_SHOP_REDIS)"+serviceNote())
+	fs.StringVar(&c.fleet, "fleet", env("fleet", "demo-shop:"), "Redis key `prefix` of the fleet-wide kill switch shared by shops on the same -redis (env DEMO_SHOP_FLEET)"+serviceNote())
 	fs.StringVar(&c.adminTok, "admin-token", env("admin-token", builtinAdminToken), "bearer `token` the admin POSTs need (env DEMO_SHOP_ADMIN_TOKEN); empty: read-only; the built-in default is refused when a listener is beyond loopback")
-	fs.StringVar(&c.etcd, "etcd", env("etcd", ""), "etcd `endpoints` (host:port, comma-separated) of a shared plan store to follow instead of -plan; an empty store is seeded with the embedded plan (env DEMO_SHOP_ETCD)")
-	fs.StringVar(&c.etcdKeys, "etcd-prefix", env("etcd-prefix", defaultEtcdPrefix), "key `prefix` of the plan store on -etcd (env DEMO_SHOP_ETCD_PREFIX)")
+	fs.StringVar(&c.etcd, "etcd", env("etcd", ""), "etcd `endpoints` (host:port, comma-separated) of a shared plan store to follow instead of -plan; an empty store is seeded with the embedded plan (env DEMO_SHOP_ETCD)"+serviceNote())
+	fs.StringVar(&c.etcdKeys, "etcd-prefix", env("etcd-prefix", defaultEtcdPrefix), "key `prefix` of the plan store on -etcd (env DEMO_SHOP_ETCD_PREFIX)"+serviceNote())
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: demo-shop [flags]        run the shop (docs/demo.md)")
 		fmt.Fprintln(stderr, "       demo-shop call -h        the gRPC client")
@@ -106,10 +106,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if !servicesBuilt {
 		for _, f := range []struct{ name, value string }{
-			{"pg-primary", c.pgPrimary}, {"mysql-primary", c.myPrimary}, {"redis", c.redisAddr}, {"etcd", c.etcd},
+			{"pg-primary", c.pgPrimary}, {"pg-replica", c.pgReplica}, {"mysql-primary", c.myPrimary},
+			{"mysql-replica", c.myReplica}, {"redis", c.redisAddr}, {"etcd", c.etcd},
 		} {
 			if f.value != "" {
-				return c, fmt.Errorf("%w (or %s)", errEmbeddedOnly("-"+f.name), flagEnv[f.name])
+				return c, errEmbeddedOnly(fmt.Sprintf("-%s (or %s)", f.name, flagEnv[f.name]), "-"+f.name)
 			}
 		}
 	}
@@ -187,8 +188,16 @@ func (c config) checkEtcd() error {
 
 // errEmbeddedOnly is the error for a service flag given to a shop built with
 // -tags demo_embedded (as `make demo` builds it), which has the embedded
-// mode only.
-func errEmbeddedOnly(flagName string) error {
+// mode only: what names the flag (and its variable), flagName is the flag.
+func errEmbeddedOnly(what, flagName string) error {
 	return fmt.Errorf("%s: this demo-shop was built with -tags demo_embedded (as `make demo` builds it), which leaves the service modes out; "+
-		"build it without the tag: go run ./cmd/demo-shop %s …", flagName, flagName)
+		"build it without the tag: go run ./cmd/demo-shop %s …", what, flagName)
+}
+
+// serviceNote ends the usage line of a service flag in a build without them.
+func serviceNote() string {
+	if servicesBuilt {
+		return ""
+	}
+	return " [not in this build: -tags demo_embedded]"
 }

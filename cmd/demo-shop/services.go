@@ -69,11 +69,15 @@ func (a *app) openRedis(ctx context.Context, cfg config) error {
 
 // tokenStore is the read-your-writes token store shared through Redis; nil
 // (per process) without -redis.
-func (a *app) tokenStore() dbwrap.TokenStore {
+func (a *app) tokenStore() (dbwrap.TokenStore, error) {
 	if a.svc.rdb == nil {
-		return nil
+		return nil, nil
 	}
-	return redistoken.New(a.svc.rdb, "canary:demo-shop:token:")
+	s, err := redistoken.New(a.svc.rdb, "canary:demo-shop:token:")
+	if err != nil {
+		return nil, fmt.Errorf("-redis: %w", err)
+	}
+	return s, nil
 }
 
 // fleetOptions shares the kill switch with every shop on the same Redis and

@@ -24,14 +24,14 @@ const servicesBuilt = false
 type services struct{}
 
 func (a *app) openRedis(context.Context, config) error { return nil }
-func (a *app) tokenStore() dbwrap.TokenStore           { return nil }
+func (a *app) tokenStore() (dbwrap.TokenStore, error)  { return nil, nil }
 func (a *app) fleetOptions(config) []canary.Option     { return nil }
 func (a *app) sharedCache() (fallback.Cache, error)    { return nil, nil }
 func (a *app) withPlanStore(_ context.Context, _ config, _ *slog.Logger, opts []canary.Option) ([]canary.Option, error) {
-	return opts, errEmbeddedOnly("-etcd")
+	return opts, errEmbeddedOnly("-etcd", "-etcd")
 }
 func (a *app) startRamp(config, *canary.Engine) (canary.RampActor, error) {
-	return nil, errEmbeddedOnly("-etcd")
+	return nil, errEmbeddedOnly("-etcd", "-etcd")
 }
 
 func openServiceDB(context.Context, storeConfig, *dbwrap.Config) (desc, flagName, bind string, ok bool, err error) {

@@ -7,7 +7,8 @@
 // Use it as the token store of a dbwrap database:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379"})
-//	tokens := redistoken.New(rdb, "") // DefaultPrefix
+//	tokens, err := redistoken.New(rdb, "") // DefaultPrefix
+//	...
 //	db, err := dbwrap.Open(dbwrap.Config{
 //		DriverName: "pgx",
 //		Primary:    primaryDSN,

@@ -14,7 +14,10 @@ import (
 func ExampleNew() {
 	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379"})
 	defer rdb.Close()
-	tokens := redistoken.New(rdb, "shop:token:")
+	tokens, err := redistoken.New(rdb, "shop:token:")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer tokens.Close() // runs after db.Close: stops the write-back
 
 	db, err := dbwrap.Open(dbwrap.Config{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -130,20 +131,16 @@ var (
 )
 
 // New returns a Store on client with the defaults of Config and the given
-// key prefix (empty means DefaultPrefix). It panics when client is nil; see
-// NewWithConfig for the other settings.
-func New(client redis.UniversalClient, prefix string) *Store {
-	s, err := NewWithConfig(Config{Client: client, Prefix: prefix})
-	if err != nil {
-		panic(err) // only a nil client gets here
-	}
-	return s
+// key prefix (empty means DefaultPrefix); see NewWithConfig for the other
+// settings. A nil client is an error matching dbwrap.ErrInvalidConfig.
+func New(client redis.UniversalClient, prefix string) (*Store, error) {
+	return NewWithConfig(Config{Client: client, Prefix: prefix})
 }
 
 // NewWithConfig returns a Store configured by cfg. An invalid cfg is an
 // error matching dbwrap.ErrInvalidConfig that names the field.
 func NewWithConfig(cfg Config) (*Store, error) {
-	if cfg.Client == nil {
+	if isNil(cfg.Client) {
 		return nil, configError("Client", "is required")
 	}
 	s := &Store{
@@ -185,6 +182,16 @@ func NewWithConfig(cfg Config) (*Store, error) {
 // configError is the error of an invalid Config field.
 func configError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: redistoken.Config.%s: %s", dbwrap.ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+}
+
+// isNil reports whether c is nil, or a nil pointer in the interface (a
+// (*redis.Client)(nil) would otherwise fail at its first call).
+func isNil(c redis.UniversalClient) bool {
+	if c == nil {
+		return true
+	}
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // honoursContext reports whether the client bounds its socket I/O by the

@@ -23,7 +23,7 @@ import (
 func TestPGRedisTokenStoreAcrossInstances(t *testing.T) {
 	e := newPGEnv(t, true)
 	c := redisClient(t)
-	store := New(c, fmt.Sprintf("canary:test:redistoken:%d:", time.Now().UnixNano()))
+	store := mustNew(t, c, fmt.Sprintf("canary:test:redistoken:%d:", time.Now().UnixNano()))
 	closeStore(t, store)
 	cfg := e.config()
 	cfg.MaxReplicaLag = time.Hour
@@ -72,9 +72,9 @@ func TestPGRedisTokenStoreOutage(t *testing.T) {
 	t.Cleanup(func() { faulty.Close() })
 	direct := redisClient(t)
 	prefix := fmt.Sprintf("canary:test:redistoken:outage:%d:", time.Now().UnixNano())
-	storeA := New(faulty, prefix) // the defaults
+	storeA := mustNew(t, faulty, prefix) // the defaults
 	closeStore(t, storeA)
-	storeB := New(direct, prefix)
+	storeB := mustNew(t, direct, prefix)
 	closeStore(t, storeB)
 
 	cfg := e.config()
@@ -297,7 +297,7 @@ func TestPGUnknownPositionReplacedByNextWrite(t *testing.T) {
 	cfg.Dialect = d
 	cfg.MaxReplicaLag = time.Hour
 	cfg.TokenTTL = time.Minute
-	store := New(redisClient(t), fmt.Sprintf("canary:test:redistoken:unknown:%d:", time.Now().UnixNano()))
+	store := mustNew(t, redisClient(t), fmt.Sprintf("canary:test:redistoken:unknown:%d:", time.Now().UnixNano()))
 	closeStore(t, store)
 	cfg.TokenStore = store
 	db := e.open(t, cfg)

@@ -80,6 +80,30 @@ func redisClient(t *testing.T) *redis.Client {
 	return c
 }
 
+// mustNew is New, failing the test on an error.
+func mustNew(t *testing.T, c redis.UniversalClient, prefix string) *Store {
+	t.Helper()
+	s, err := New(c, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A nil client, also a nil *redis.Client in the interface, is a
+// configuration error naming the field, never a panic at the first call.
+func TestRedisTokenStoreNilClient(t *testing.T) {
+	for name, c := range map[string]redis.UniversalClient{"nil": nil, "nil *redis.Client": (*redis.Client)(nil),
+		"nil *redis.ClusterClient": (*redis.ClusterClient)(nil)} {
+		if _, err := New(c, ""); !errors.Is(err, dbwrap.ErrInvalidConfig) || !strings.Contains(err.Error(), "redistoken.Config.Client") {
+			t.Errorf("New(%s): %v, want dbwrap.ErrInvalidConfig naming redistoken.Config.Client", name, err)
+		}
+		if _, err := NewWithConfig(Config{Client: c}); !errors.Is(err, dbwrap.ErrInvalidConfig) {
+			t.Errorf("NewWithConfig(%s): %v, want dbwrap.ErrInvalidConfig", name, err)
+		}
+	}
+}
+
 // closeStore closes s at the end of the test.
 func closeStore(t *testing.T, s *Store) {
 	t.Helper()
@@ -90,7 +114,7 @@ func TestRedisTokenStore(t *testing.T) {
 	t.Parallel()
 	c := redisClient(t)
 	prefix := fmt.Sprintf("canary:test:redistoken:%d:", time.Now().UnixNano())
-	s := New(c, prefix)
+	s := mustNew(t, c, prefix)
 	closeStore(t, s)
 	testStore(t, s, "3:acme:u1")
 	// The key layout: prefix + key, the position as 16 hex digits, a TTL.
@@ -108,7 +132,7 @@ func TestRedisTokenStoreDefaultPrefix(t *testing.T) {
 	t.Parallel()
 	c := redisClient(t)
 	key := fmt.Sprintf("4:test:%d", time.Now().UnixNano())
-	s := New(c, "")
+	s := mustNew(t, c, "")
 	closeStore(t, s)
 	if err := s.Save(context.Background(), key, 7, time.Minute); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ type Config struct {
 	// Validate checks a plan before it is written (the engine's parser,
 	// canary.ValidatePlan); a non-nil error refuses the write. Required.
 	Validate func([]byte) error
-	// Prefix of the keys: Prefix+"current" (the plan planstore.Record),
+	// Prefix of the keys: Prefix+"current" (the plan record),
 	// Prefix+"history" (a list, newest first) and the pub/sub channel
 	// Prefix+"changes". Default DefaultPrefix.
 	Prefix string
@@ -54,6 +55,9 @@ type Config struct {
 func New(cfg Config) (planstore.Store, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("planstore: redisstore.Config.Client is required")
+	}
+	if v := reflect.ValueOf(cfg.Client); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, errors.New("planstore: redisstore.Config.Client is a nil pointer")
 	}
 	set := planstore.Settings{Validate: cfg.Validate, HistoryLimit: cfg.HistoryLimit, OpTimeout: cfg.OpTimeout, RetryInterval: cfg.RetryInterval}
 	if err := set.Check("redisstore.Config"); err != nil {

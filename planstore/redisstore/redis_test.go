@@ -171,6 +171,7 @@ func TestNewConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no client", redisstore.Config{Validate: validate}, "redisstore.Config.Client is required"},
+		{"nil *redis.Client", redisstore.Config{Client: (*redis.Client)(nil), Validate: validate}, "redisstore.Config.Client is a nil pointer"},
 		{"no validate", redisstore.Config{Client: rdb}, "redisstore.Config.Validate is required"},
 		{"negative history", redisstore.Config{Client: rdb, Validate: validate, HistoryLimit: -1}, "redisstore.Config.HistoryLimit"},
 		{"negative timeout", redisstore.Config{Client: rdb, Validate: validate, OpTimeout: -1}, "redisstore.Config.OpTimeout"},
