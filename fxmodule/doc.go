@@ -20,11 +20,13 @@
 //   - [Fallbacks], the fallback transports of Config.Fallback by name, closed
 //     on stop.
 //
-// It never provides what it does not own: *redis.Client, a
-// metric.MeterProvider and a *slog.Logger are taken when the application
-// provides them (all optional) and handed to the engine, dbwrap and fallback;
-// with a *redis.Client, the database's read-your-writes tokens are kept in
-// Redis (redistoken.New, unless Config.DB.TokenStore is set).
+// It never provides what it does not own: a metric.MeterProvider, a
+// *slog.Logger and a dbwrap.TokenStore are taken when the application
+// provides them (all optional) and handed to the engine, dbwrap and fallback.
+// With Redis, add fxredis.Module (package fxmodule/fxredis): on the
+// application's *redis.Client it provides the token store that keeps the
+// database's read-your-writes tokens in Redis (unless Config.DB.TokenStore is
+// set). It is a package of its own so that this one does not import go-redis.
 //
 // Every value is built by the packages' own constructors (canary.New,
 // dbwrap.Open, redistoken.New, fallback.NewTransport,

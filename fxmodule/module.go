@@ -5,20 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sort"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 	"google.golang.org/grpc"
 
 	"github.com/reqcanary/canary"
 	"github.com/reqcanary/canary/dbwrap"
-	"github.com/reqcanary/canary/dbwrap/redistoken"
 	"github.com/reqcanary/canary/fallback"
 )
 
@@ -71,9 +68,10 @@ type Config struct {
 
 	// DB, when set, makes the module provide *sql.DB and *sqlx.DB opened by
 	// dbwrap.Open(*DB). Its MeterProvider defaults to the application's, and
-	// its TokenStore, when nil and the application provides a
-	// *redis.Client, is redistoken.New(client, ""), closed after the
-	// database on the application's stop. The module
+	// its TokenStore, when nil, to the dbwrap.TokenStore the application
+	// provides, if any (fxredis.Module, in fxmodule/fxredis, provides one
+	// on the application's *redis.Client, closed after the database). The
+	// module
 	// sets DeferStart and calls dbwrap.Start on the application's start:
 	// before it, every read goes to the primary.
 	DB *dbwrap.Config
@@ -93,7 +91,7 @@ type deps struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    Config               `optional:"true"`
-	Redis     *redis.Client        `optional:"true"`
+	Tokens    dbwrap.TokenStore    `optional:"true"`
 	Meter     metric.MeterProvider `optional:"true"`
 	Logger    *slog.Logger         `optional:"true"`
 }
@@ -187,13 +185,8 @@ func newSQLDB(d deps) (*sql.DB, error) {
 	if cfg.MeterProvider == nil && d.Meter != nil {
 		cfg.MeterProvider = d.Meter
 	}
-	var ownStore io.Closer // a token store the module made: closed after the DB
-	if cfg.TokenStore == nil && d.Redis != nil {
-		tokens, err := redistoken.New(d.Redis, "")
-		if err != nil {
-			return nil, fmt.Errorf("fxmodule: Redis: %w", err)
-		}
-		cfg.TokenStore, ownStore = tokens, tokens
+	if cfg.TokenStore == nil && d.Tokens != nil {
+		cfg.TokenStore = d.Tokens // its provider closes it, after the DB (fx stops in reverse)
 	}
 	cfg.DeferStart = true
 	db, err := dbwrap.Open(cfg)
@@ -207,14 +200,7 @@ func newSQLDB(d deps) (*sql.DB, error) {
 			}
 			return nil
 		},
-		func() error {
-			err := db.Close()
-			if ownStore != nil {
-				// Stops the store's write-back of positions Redis missed.
-				err = errors.Join(err, ownStore.Close())
-			}
-			return err
-		}))
+		db.Close))
 	return db, nil
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/reqcanary/canary/dbwrap/redistoken"
 	"github.com/reqcanary/canary/fallback"
 	"github.com/reqcanary/canary/fxmodule"
+	"github.com/reqcanary/canary/fxmodule/fxredis"
 	"github.com/reqcanary/canary/internal/testenv"
 	"github.com/reqcanary/canary/tenant"
 )
@@ -246,7 +247,8 @@ func TestModuleErrors(t *testing.T) {
 	}
 }
 
-// On the real PostgreSQL pair, with the application's Redis: the sqlx DB
+// On the real PostgreSQL pair, with the application's Redis through
+// fxredis.Module: the sqlx DB
 // binds $1 placeholders, writes go to the primary, and a labelled write
 // leaves the user's read-your-writes token in Redis.
 func TestModulePostgresRedis(t *testing.T) {
@@ -259,6 +261,7 @@ func TestModulePostgresRedis(t *testing.T) {
 	var eng *canary.Engine
 	app := fxtest.New(t,
 		fxmodule.Module,
+		fxredis.Module,
 		fx.Supply(fxmodule.Config{DB: &dbwrap.Config{DriverName: "pgx", Primary: primary, Replicas: []string{replica}}}),
 		fx.Supply(rdb),
 		fx.Populate(&xdb, &eng),
