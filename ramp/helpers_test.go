@@ -207,6 +207,29 @@ func rampHistory(t *testing.T, s planstore.Store) []planstore.Entry {
 	return h
 }
 
+// waitLastNote waits until the newest history entry's note starts with
+// prefix and returns the history, oldest first. The controller commits a
+// phase in its state first and writes the audit entry to the plan store
+// right after, so a phase seen by Status may precede its entry by a tick.
+func waitLastNote(t *testing.T, s planstore.Store, d time.Duration, prefix string) []planstore.Entry {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		h := rampHistory(t, s)
+		if len(h) > 0 && strings.HasPrefix(h[len(h)-1].Note, prefix) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			last := planstore.Entry{}
+			if len(h) > 0 {
+				last = h[len(h)-1]
+			}
+			t.Fatalf("no history entry %q within %v; the last: %s %q", prefix, d, last.Author, last.Note)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // stepNotes returns the step numbers of the history's step writes, in order
 // ("ramp step K/N" notes, and step 1 from the start).
 func stepNotes(h []planstore.Entry) []string {

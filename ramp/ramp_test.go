@@ -59,7 +59,7 @@ func TestHealthyCanaryRampsToFull(t *testing.T) {
 	}
 	waitAll(t, f.engines, time.Second, func(e *canary.Engine) bool { return e.Plan().CanaryPercent == 100 })
 
-	h := rampHistory(t, f.store)
+	h := waitLastNote(t, f.store, 5*time.Second, "ramp done")
 	if got, want := stepNotes(h), []string{"1", "2", "3", "4", "5"}; !slices.Equal(got, want) {
 		t.Fatalf("steps in the history = %v, want %v", got, want)
 	}
@@ -100,7 +100,7 @@ func TestFleetEvidenceRollsBackWhatNoEngineSees(t *testing.T) {
 		t.Fatalf("rolled back at step %d: %s", st.Step+1, st.Reason)
 	}
 	// Every engine decides stable within a second of the rollback's write.
-	h := rampHistory(t, f.store)
+	h := waitLastNote(t, f.store, 5*time.Second, "ramp rolled back")
 	rb := h[len(h)-1]
 	if rb.Author != ramp.DefaultAuthor || !strings.HasPrefix(rb.Note, "ramp rolled back: gate fleet failed at step 3/5") {
 		t.Fatalf("last history entry: %s %q", rb.Author, rb.Note)
