@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The wrapper conn and stmt implement driver.NamedValueChecker by accepting
@@ -99,6 +100,21 @@ func valuesOf(args []driver.NamedValue) ([]driver.Value, error) {
 		out[i] = a.Value
 	}
 	return out, nil
+}
+
+// callerEnded returns the caller's reason when ctx has ended: ctx.Err(), or
+// context.DeadlineExceeded once its deadline has passed even if ctx.Err()
+// does not say so yet. A dialer times out at the deadline itself (the
+// socket's deadline), which can be a moment before the context's own timer
+// marks it done: that failure is the caller's deadline, not the server's.
+func callerEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // ctxDone returns ctx.Err() when ctx is already done: the pre-context

@@ -84,14 +84,15 @@ func (c *conn) innerConn(ctx context.Context, s *server) (driver.Conn, error) {
 	}
 	ci, err := s.connector.Connect(ctx)
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := callerEnded(ctx); cerr != nil {
 			// The caller's own cancellation or deadline, as database/sql
 			// reports it when it ends before a connection is had: this is
-			// what the bare driver's caller would see.
+			// what the bare driver's caller would see. Never the server's
+			// failure: stored, it would fail other callers fast.
 			return nil, cerr
 		}
 		serr := &serverError{server: s.name, primary: primary, op: "connect to", err: err}
-		if primary && ctx.Err() == nil && c.c.set.primaryRetry > 0 {
+		if primary && c.c.set.primaryRetry > 0 {
 			var stored error = serr
 			s.lastErr.Store(&stored)
 			s.downUntil.Store(time.Now().Add(c.c.set.primaryRetry).UnixNano())
@@ -162,7 +163,7 @@ func (c *conn) innerFailed(s *server, err error) error {
 // after a cancelled statement): that read is retried on a new connection to
 // the same replica, and only failing to connect counts.
 func (c *conn) countsAgainst(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || !c.isConnError(err) {
+	if callerEnded(ctx) != nil || !c.isConnError(err) {
 		return false
 	}
 	var se *serverError
@@ -216,7 +217,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	d := c.routeBegin(ctx, opts)
 	it, err := c.beginOn(ctx, d.srv, opts)
-	for try := 0; err != nil && try < 2 && d.srv.target == TargetReplica && ctx.Err() == nil && c.isConnError(err); try++ {
+	for try := 0; err != nil && try < 2 && d.srv.target == TargetReplica && callerEnded(ctx) == nil && c.isConnError(err); try++ {
 		if c.countsAgainst(ctx, err) {
 			c.replicaFailed(ctx, d.srv, err)
 			d = c.failover(ctx, d, failoverConn)

@@ -287,7 +287,7 @@ const maxReadRetries = 2
 // failed (see countsAgainst); a read cut short by its own context never
 // does.
 func (c *conn) retryable(ctx context.Context, d decision, err error) failoverCause {
-	if d.srv.target != TargetReplica || c.inTx || ctx.Err() != nil || errors.Is(err, driver.ErrSkip) {
+	if d.srv.target != TargetReplica || c.inTx || callerEnded(ctx) != nil || errors.Is(err, driver.ErrSkip) {
 		return failoverNone
 	}
 	if dl := c.c.set.dialect; dl != nil && dl.IsReadOnlyError(err) {

@@ -6,9 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -370,5 +372,48 @@ func TestCloseStopsPollerAndInnerConns(t *testing.T) {
 	}
 	if n, m := p.open.Load(), r.open.Load(); n != 0 || m != 0 {
 		t.Errorf("after Close: %d primary and %d replica inner conns still open", n, m)
+	}
+}
+
+// lapsedCtx is a context whose deadline has passed while its Err is still
+// nil: the moment between a dialer timing out at the deadline and the
+// context's timer marking it done.
+type lapsedCtx struct{ context.Context }
+
+func (lapsedCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// A connection to the primary that fails because the caller's deadline
+// passed is the caller's failure: it answers context.DeadlineExceeded and is
+// not stored as the primary's failure, which would fail the next callers
+// fast for PrimaryRetryInterval (seen in CI: a read with a 2 ms deadline
+// made the next statement, without one, fail with "connect to primary: i/o
+// timeout").
+func TestPrimaryDialAtCallersDeadlineIsNotTheServers(t *testing.T) {
+	e := newFakeEnv(t, false, Config{PrimaryRetryInterval: time.Minute})
+	dialTimeout := error(os.ErrDeadlineExceeded)
+	e.primary.fail.Store(&dialTimeout)
+	_, err := e.db.ExecContext(lapsedCtx{context.Background()}, "insert into t values (1)")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("insert at the caller's deadline: %v, want context.DeadlineExceeded", err)
+	}
+	e.primary.fail.Store(nil)
+	if got := e.server(t, WithPrimary(context.Background()), "select 1"); got != "primary" {
+		t.Fatalf("the next statement ran on %q, want the primary", got)
+	}
+}
+
+// The same on a replica: a read whose connection fails at the caller's
+// deadline leaves the replica in service.
+func TestReplicaDialAtCallersDeadlineKeepsReplica(t *testing.T) {
+	e := newFakeEnv(t, false, Config{RecoverAfter: time.Hour})
+	dialTimeout := error(os.ErrDeadlineExceeded)
+	e.replica.fail.Store(&dialTimeout)
+	var s string
+	if err := e.db.QueryRowContext(lapsedCtx{context.Background()}, "select 1").Scan(&s); err == nil {
+		t.Fatalf("a read whose connection failed answered %q", s)
+	}
+	e.replica.fail.Store(nil)
+	if got := e.server(t, context.Background(), "select 1"); got != "replica" {
+		t.Fatalf("the next read ran on %q, want the replica (still in service)", got)
 	}
 }
