@@ -12,61 +12,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reqcanary/canary/dbwrap"
+	"github.com/reqcanary/canary/dbwrap/tokenstoretest"
 	"github.com/reqcanary/canary/internal/testenv"
 )
-
-// testStore checks the dbwrap.TokenStore contract (as dbwrap's own test of
-// its memory store does): the highest position wins, a known position
-// replaces the unknown one, the TTL is refreshed, and an entry expires only
-// after its TTL.
-func testStore(t *testing.T, s dbwrap.TokenStore, key string) {
-	t.Helper()
-	ctx := context.Background()
-	if p, err := s.Load(ctx, key); err != nil || p != 0 {
-		t.Fatalf("empty Load = %x, %v", p, err)
-	}
-	if err := s.Save(ctx, key, 0x200, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Save(ctx, key, 0x100, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := s.Load(ctx, key); err != nil || p != 0x200 {
-		t.Errorf("Load after a lower Save = %x, %v; want 200", p, err)
-	}
-	if err := s.Save(ctx, key, dbwrap.PositionUnknown, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := s.Load(ctx, key); p != dbwrap.PositionUnknown {
-		t.Errorf("Load = %x, want the unknown position", p)
-	}
-	// A later write's known position replaces the unknown one, even a lower
-	// one than before: it covers every earlier write.
-	if err := s.Save(ctx, key, 0x150, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := s.Load(ctx, key); p != 0x150 {
-		t.Errorf("Load after a known position replaced the unknown one = %x, want 150", p)
-	}
-	short := key + "-short"
-	if err := s.Save(ctx, short, 5, 100*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := s.Load(ctx, short); p != 5 {
-		t.Errorf("Load before the TTL = %d, want 5", p)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p, _ := s.Load(ctx, short)
-		if p == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the entry did not expire")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // redisClient returns a client of the test Redis, closed at the end of the
 // test.
@@ -116,7 +64,7 @@ func TestRedisTokenStore(t *testing.T) {
 	prefix := fmt.Sprintf("canary:test:redistoken:%d:", time.Now().UnixNano())
 	s := mustNew(t, c, prefix)
 	closeStore(t, s)
-	testStore(t, s, "3:acme:u1")
+	tokenstoretest.Contract(t, s, "3:acme:u1")
 	// The key layout: prefix + key, the position as 16 hex digits, a TTL.
 	if v, err := c.Get(context.Background(), prefix+"3:acme:u1").Result(); err != nil || v != "0000000000000150" {
 		t.Errorf("Redis holds %q (err %v) under the prefixed key, want 0000000000000150", v, err)
